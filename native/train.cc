@@ -1,0 +1,118 @@
+#include "train.h"
+
+#include <cmath>
+
+#include "bounds.h"
+#include "errors.h"
+
+namespace hvae {
+
+void Adam::step(const std::vector<std::pair<std::string, Tensor>>& params, double lr, double beta1, double beta2,
+                double eps) {
+  torch::NoGradGuard ng;
+  for (const auto& [name, p] : params) {
+    const Tensor& grad = p.grad();
+    if (!grad.defined()) continue;  // as torch.optim: parameters without gradients are skipped
+    State& s = state_[name];
+    if (!s.expAvg.defined() || s.expAvg.device() != p.device()) {
+      s.expAvg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+      s.expAvgSq = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+    }
+    s.step += 1;
+    s.expAvg.mul_(beta1).add_(grad, 1 - beta1);
+    s.expAvgSq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+    const double bc1 = 1 - std::pow(beta1, static_cast<double>(s.step));
+    const double bc2 = 1 - std::pow(beta2, static_cast<double>(s.step));
+    const double stepSize = lr / bc1;
+    Tensor denom = (s.expAvgSq.sqrt() / std::sqrt(bc2)).add_(eps);
+    p.addcdiv_(s.expAvg, denom, -stepSize);
+  }
+}
+
+Tensor freeNatsPenalty(const std::vector<Tensor>& klElem, double lambda, FreeNatsMode mode) {
+  Tensor total;
+  for (const auto& k : klElem) {
+    if (!k.defined()) continue;
+    Tensor t;
+    switch (mode) {
+      case FreeNatsMode::Reference:
+        t = lambda > 0 ? torch::clamp_min(k, lambda / static_cast<double>(k.size(1))) : k;
+        t = t.flatten(1).sum(1);
+        break;
+      case FreeNatsMode::LayerTotal:
+        t = k.flatten(1).sum(1);
+        if (lambda > 0) t = torch::clamp_min(t, lambda);
+        break;
+      case FreeNatsMode::PaperEra: {
+        const double numel = static_cast<double>(k[0].numel());
+        t = torch::clamp_min(k, lambda > 0 ? lambda / numel : 0.0).flatten(1).sum(1);
+        break;
+      }
+    }
+    total = total.defined() ? total + t : t;
+  }
+  return total;
+}
+
+TrainStepResult trainStep(HVAEImpl& m, Adam& adam, const Tensor& x, const TrainStepOptions& o,
+                          c10::optional<at::Generator> generator) {
+  TrainStepResult r;
+  GroupSpec elbo;
+  elbo.postLo = 0;
+  elbo.postHi = m.numLayers();
+  elbo.encJoin = 0;
+  elbo.samples = 1;
+  if (m.initPending()) {
+    // Data-dependent initialisation (§2.4): every layer initialises on its first call, in execution order, with
+    // this batch. The reference does it inside the first step's forward; here a separate no-grad pass does it and
+    // the step below then runs on the initialised layers (equivalent up to the random draws).
+    torch::NoGradGuard ng;
+    EngineOptions init;
+    init.generator = generator;
+    runGroups(m, x, {elbo}, init);
+    m.requestInit(false);
+    m.invalidateFolds();
+    r.initialised = true;
+  }
+  m.train();
+  EngineOptions opt;
+  opt.generator = generator;
+  opt.keepElementwiseKL = true;
+  opt.noise = o.noise;
+  GroupResult g = runGroups(m, x, {elbo}, opt)[0];
+  Tensor penalty = freeNatsPenalty(g.klElem, o.freeNats, o.freeNatsMode);
+  r.loss = -g.logLikelihood + o.beta * penalty;
+  r.logLikelihood = g.logLikelihood.detach();
+  r.elbo = g.bound.detach();
+  for (auto& k : g.kl) r.kl.push_back(k.detach());
+  Tensor lossMean = r.loss.mean();
+  r.lossMean = lossMean.item<double>();
+  r.elboMean = r.elbo.mean().item<double>();
+  r.loss = r.loss.detach();
+  if (!std::isfinite(r.lossMean)) {
+    if (o.skipNonFinite) {
+      r.skipped = true;
+      return r;
+    }
+    fail("ERR_HVAE_NONFINITE_LOSS", "the training loss is not finite (" + std::to_string(r.lossMean) + ")");
+  }
+  auto params = m.named_parameters(/*recurse=*/true);
+  for (auto& p : params) {
+    if (p.value().grad().defined()) p.value().mutable_grad() = Tensor();
+  }
+  lossMean.backward();
+  std::vector<std::pair<std::string, Tensor>> named;
+  named.reserve(params.size());
+  for (auto& p : params) named.emplace_back(p.key(), p.value());
+  if (o.collectGrads) {
+    for (auto& [name, p] : named)
+      if (p.grad().defined()) r.grads.emplace_back(name, p.grad().detach().clone());
+  }
+  if (o.step) {
+    adam.step(named, o.lr, o.beta1, o.beta2, o.eps);
+    m.invalidateFolds();
+  }
+  return r;
+}
+
+}  // namespace hvae

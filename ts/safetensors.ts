@@ -1,0 +1,171 @@
+/**
+ * safetensors reading and (atomic) writing. Format: an 8-byte little-endian header length N, N bytes of JSON
+ * `{ name: { dtype, shape, data_offsets: [begin, end] }, "__metadata__": { str: str } }`, then the raw
+ * little-endian tensor bytes. Every structural problem is an `ERR_HVAE_FORMAT` naming the file.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { HVAEError } from './errors.js';
+
+/** Element types handled here. */
+export type SafeDType = 'F32' | 'U8' | 'I64' | 'F64' | 'I32';
+
+/** One tensor read from a file. `data` is a view into the file buffer when aligned, else a copy. */
+export interface SafeTensor {
+  dtype: SafeDType;
+  shape: number[];
+  data: Float32Array | Uint8Array | BigInt64Array | Float64Array | Int32Array;
+}
+
+/** A parsed safetensors file. */
+export interface SafeTensorsFile {
+  tensors: Map<string, SafeTensor>;
+  metadata: Record<string, string>;
+}
+
+const ELEM: Record<SafeDType, number> = { F32: 4, U8: 1, I64: 8, F64: 8, I32: 4 };
+
+function fmt(file: string, problem: string): HVAEError {
+  return new HVAEError('ERR_HVAE_FORMAT', `${file}: ${problem}`);
+}
+
+/** Parses safetensors bytes. `name` is used in error messages. */
+export function parseSafetensors(buf: Uint8Array, name = '<buffer>'): SafeTensorsFile {
+  if (buf.byteLength < 8) throw fmt(name, `too short for a safetensors file (${buf.byteLength} bytes)`);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const n = Number(dv.getBigUint64(0, true));
+  if (!Number.isSafeInteger(n) || n <= 0 || 8 + n > buf.byteLength) {
+    throw fmt(name, `header length ${n} does not fit in the file (${buf.byteLength} bytes): truncated or not a safetensors file`);
+  }
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(Buffer.from(buf.buffer, buf.byteOffset + 8, n).toString('utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new HVAEError('ERR_HVAE_FORMAT', `${name}: the header is not valid JSON (${(e as Error).message})`, { cause: e });
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw fmt(name, 'the header is not a JSON object');
+  const base = 8 + n;
+  const dataLen = buf.byteLength - base;
+  const tensors = new Map<string, SafeTensor>();
+  let metadata: Record<string, string> = {};
+  for (const [key, value] of Object.entries(header)) {
+    if (key === '__metadata__') {
+      metadata = (value ?? {}) as Record<string, string>;
+      continue;
+    }
+    const v = value as { dtype?: string; shape?: number[]; data_offsets?: number[] };
+    if (!v || typeof v !== 'object' || !Array.isArray(v.shape) || !Array.isArray(v.data_offsets) || v.data_offsets.length !== 2) {
+      throw fmt(name, `tensor '${key}' has a malformed header entry`);
+    }
+    const dtype = v.dtype as SafeDType;
+    if (!(dtype in ELEM)) throw fmt(name, `tensor '${key}' has unsupported dtype ${String(v.dtype)}`);
+    const [b, e] = v.data_offsets;
+    const count = v.shape.reduce((a, x) => a * x, 1);
+    if (!Number.isInteger(b) || !Number.isInteger(e) || b < 0 || e < b || e > dataLen) {
+      throw fmt(name, `tensor '${key}' has data offsets [${b}, ${e}] outside the data (${dataLen} bytes): truncated file?`);
+    }
+    if (e - b !== count * ELEM[dtype]) {
+      throw fmt(name, `tensor '${key}' has ${e - b} bytes but shape [${v.shape.join(', ')}] of ${dtype} needs ${count * ELEM[dtype]}`);
+    }
+    const off = buf.byteOffset + base + b;
+    const aligned = off % ELEM[dtype] === 0;
+    const bytes = aligned ? buf.buffer : buf.buffer.slice(off, off + (e - b));
+    const o = aligned ? off : 0;
+    let data: SafeTensor['data'];
+    switch (dtype) {
+      case 'F32': data = new Float32Array(bytes, o, count); break;
+      case 'U8': data = new Uint8Array(bytes, o, count); break;
+      case 'I64': data = new BigInt64Array(bytes, o, count); break;
+      case 'F64': data = new Float64Array(bytes, o, count); break;
+      case 'I32': data = new Int32Array(bytes, o, count); break;
+    }
+    tensors.set(key, { dtype, shape: v.shape.slice(), data });
+  }
+  return { tensors, metadata };
+}
+
+/** Reads a safetensors file. Missing files are `ERR_HVAE_IO`; malformed ones `ERR_HVAE_FORMAT`. */
+export function readSafetensors(file: string): SafeTensorsFile {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    throw new HVAEError('ERR_HVAE_IO', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  return parseSafetensors(buf, file);
+}
+
+function dtypeOf(data: SafeTensor['data']): SafeDType {
+  if (data instanceof Float32Array) return 'F32';
+  if (data instanceof Uint8Array) return 'U8';
+  if (data instanceof BigInt64Array) return 'I64';
+  if (data instanceof Float64Array) return 'F64';
+  return 'I32';
+}
+
+/** Serialises tensors (name-sorted, 8-byte-padded header) to one Buffer. */
+export function serializeSafetensors(
+  tensors: Map<string, { shape: number[]; data: SafeTensor['data'] }>,
+  metadata: Record<string, string> = {},
+): Buffer {
+  const names = [...tensors.keys()].sort();
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const n of names) {
+    const t = tensors.get(n)!;
+    const len = t.data.byteLength;
+    header[n] = { dtype: dtypeOf(t.data), shape: t.shape, data_offsets: [offset, offset + len] };
+    offset += len;
+  }
+  let json = JSON.stringify(header);
+  while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
+  const hlen = Buffer.byteLength(json);
+  const out = Buffer.allocUnsafe(8 + hlen + offset);
+  out.writeBigUInt64LE(BigInt(hlen), 0);
+  out.write(json, 8, 'utf8');
+  let p = 8 + hlen;
+  for (const n of names) {
+    const t = tensors.get(n)!;
+    Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).copy(out, p);
+    p += t.data.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Writes a file atomically: a temporary file in the same directory, fsync, rename over the target, fsync of the
+ * directory. A crash at any point leaves either the old file or the new one, never a torn one.
+ */
+export function writeFileAtomic(file: string, data: Uint8Array): void {
+  const dir = path.dirname(path.resolve(file));
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  let fd: number | undefined;
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fd = fs.openSync(tmp, 'w', 0o644);
+    let off = 0;
+    while (off < data.byteLength) off += fs.writeSync(fd, data, off, data.byteLength - off);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(tmp, file);
+    try {
+      const dfd = fs.openSync(dir, 'r');
+      try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
+    } catch { /* directories cannot be fsynced on every filesystem */ }
+  } catch (e) {
+    if (fd !== undefined) { try { fs.closeSync(fd); } catch { /* already failing */ } }
+    try { fs.rmSync(tmp, { force: true }); } catch { /* best effort */ }
+    throw new HVAEError('ERR_HVAE_IO', `cannot write ${file}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Serialises and writes tensors atomically. */
+export function writeSafetensors(
+  file: string,
+  tensors: Map<string, { shape: number[]; data: SafeTensor['data'] }>,
+  metadata: Record<string, string> = {},
+): void {
+  writeFileAtomic(file, serializeSafetensors(tensors, metadata));
+}
