@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include <torch/csrc/autograd/profiler_legacy.h>
+
 #include "bounds.h"
 #include "bridge.h"
 #include "compat.h"
@@ -297,6 +299,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         st->model->eval();
         torch::Tensor x = prepareInput(in.tensor().to(st->device), tr, threshold, st->generator);
         req.noise = noiseTensors(noise, st->device);
+        // HVAE_PROFILE=trace.json writes a Chrome trace of the scoring call (development aid).
+        std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
+        if (const char* p = std::getenv("HVAE_PROFILE")) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(p));
         *result = score(*st->model, x, req, st->generator);
       };
       job->result = [result](Napi::Env env) -> Napi::Value {
@@ -399,6 +404,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         torch::NoGradGuard ng;
         torch::Tensor x = prepareInput(in.tensor().to(st->device), tr, 0.5, st->generator);
         st->model->requestInit(true);
+        InitScope scope;
         GroupSpec g;
         g.postHi = st->model->numLayers();
         EngineOptions e;

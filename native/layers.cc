@@ -18,6 +18,13 @@ std::pair<int64_t, int64_t> samePadding(int64_t n, int64_t k, int64_t s) {
 }
 }  // namespace
 
+namespace {
+thread_local bool tInitActive = false;
+}
+InitScope::InitScope() : previous_(tInitActive) { tInitActive = true; }
+InitScope::~InitScope() { tInitActive = previous_; }
+bool InitScope::active() { return tInitActive; }
+
 void setConvTransposeImpl(ConvTransposeImpl impl) { gConvTImpl = static_cast<int>(impl); }
 ConvTransposeImpl convTransposeImpl() {
   const int v = gConvTImpl.load();
@@ -179,11 +186,11 @@ void WNLayerImpl::dataDependentInit(const Tensor& x) {
 }
 
 Tensor WNLayerImpl::forward(const Tensor& x) {
-  if (initPending_) dataDependentInit(x);
+  if (initPending_ && InitScope::active()) dataDependentInit(x);
   const bool useFold = !torch::GradMode::is_enabled();
   const bool subpixel = kind_ == WNKind::ConvTranspose && convTransposeImpl() == ConvTransposeImpl::Subpixel;
   Tensor w, b;
-  if (useFold && folded_ && foldedW_.device() == x.device()) {
+  if (useFold && folded_ && foldedSubpixel_ == subpixel && foldedW_.device() == x.device()) {
     w = foldedW_;
     b = foldedB_;
   } else {
@@ -196,6 +203,7 @@ Tensor WNLayerImpl::forward(const Tensor& x) {
     if (useFold) {
       foldedW_ = w;
       foldedB_ = b;
+      foldedSubpixel_ = subpixel;
       folded_ = true;
     }
   }

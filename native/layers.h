@@ -17,6 +17,18 @@ using torch::Tensor;
 
 enum class WNKind { Conv, ConvTranspose, Linear };
 
+// Data-dependent initialisation happens only inside an InitScope (the first training step, or an explicit
+// initialize call); scoring an uninitialised model never changes its weights.
+class InitScope {
+ public:
+  InitScope();
+  ~InitScope();
+  static bool active();
+
+ private:
+  bool previous_;
+};
+
 // How ConvTranspose2d is evaluated (the result is the same up to float rounding):
 //  - Native: at::conv_transpose2d plus the crop of §2.2 (what cuDNN does well);
 //  - Subpixel: the transposed convolution rewritten as one ordinary convolution producing s*s phases followed by a
@@ -70,6 +82,7 @@ class WNLayerImpl : public torch::nn::Module {
   // Folded cache.
   mutable Tensor foldedW_, foldedB_;
   mutable bool folded_ = false;
+  mutable bool foldedSubpixel_ = false;
 };
 TORCH_MODULE(WNLayer);
 

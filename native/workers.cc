@@ -41,18 +41,27 @@ class JobWorker : public Napi::AsyncWorker {
     }
   }
 
+  // Neither callback may throw: when the environment is being torn down (a worker_threads worker terminated
+  // mid-computation) every N-API call fails, and an exception escaping here would abort the process.
   void OnOK() override {
     Napi::Env env = Env();
     try {
       deferred_.Resolve(job_->result(env));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
     } catch (...) {
-      deferred_.Reject(Napi::Error::New(env, describeCurrentException()).Value());
+      const std::string msg = describeCurrentException();
+      try {
+        deferred_.Reject(Napi::Error::New(env, msg).Value());
+      } catch (...) {
+      }
     }
   }
 
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  void OnError(const Napi::Error& e) override {
+    try {
+      deferred_.Reject(e.Value());
+    } catch (...) {
+    }
+  }
 
  private:
   Napi::Promise::Deferred deferred_;

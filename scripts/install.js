@@ -1,1 +1,55 @@
-// placeholder, replaced below
+#!/usr/bin/env node
+// npm's install hook: use a prebuilt addon that loads against the LibTorch on this machine, else build one with
+// cmake-js. Plain JavaScript (it runs before the TypeScript is compiled).
+//   HVAE_SKIP_BUILD=1   skip entirely (e.g. when packaging on a machine without LibTorch)
+//   HVAE_FORCE_BUILD=1  always build from source
+'use strict';
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const log = (m) => process.stderr.write(`hvae-native: ${m}\n`);
+
+if (process.env.HVAE_SKIP_BUILD) {
+  log('HVAE_SKIP_BUILD is set: not building the native addon');
+  process.exit(0);
+}
+
+function loads(file) {
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(file)}).versions()`], { encoding: 'utf8' });
+  return r.status === 0;
+}
+
+if (!process.env.HVAE_FORCE_BUILD) {
+  const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  const candidates = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.node')).map((f) => path.join(dir, f)) : [];
+  for (const file of candidates) {
+    if (loads(file)) {
+      log(`using the prebuilt addon ${path.relative(root, file)}`);
+      process.exit(0);
+    }
+  }
+  const local = path.join(root, 'build', 'Release', 'hvae_native.node');
+  if (fs.existsSync(local) && loads(local)) {
+    log('the addon in build/Release loads: nothing to build (HVAE_FORCE_BUILD=1 rebuilds)');
+    process.exit(0);
+  }
+}
+
+let cmakeJs;
+try {
+  cmakeJs = require.resolve('cmake-js/bin/cmake-js', { paths: [root] });
+} catch {
+  log('cmake-js is not installed; run npm install first');
+  process.exit(1);
+}
+log('building the native addon with cmake-js (LibTorch: LIBTORCH / Torch_DIR, then Python torch, then the system one)');
+const r = spawnSync(process.execPath, [cmakeJs, 'compile'], { cwd: root, stdio: 'inherit' });
+if (r.status !== 0) {
+  log('the build failed. Common causes and fixes:');
+  log('  - LibTorch not found: sudo apt-get install libtorch-dev, or pip install torch, or export LIBTORCH=/path/to/libtorch');
+  log('  - cmake or a C++17 compiler missing: sudo apt-get install cmake g++');
+  log('  Then run: npm rebuild hvae-native. See README "Troubleshooting".');
+  process.exit(r.status ?? 1);
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// npm run prebuild: builds the addon (unless build/Release is current) and places it under
+// prebuilds/<platform>-<arch>/hvae-native.napi.libtorch-<version>.<cpu|cuda>.node, with a JSON file recording the
+// LibTorch it was built against. Refuses to place an addon that does not load.
+'use strict';
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const built = path.join(root, 'build', 'Release', 'hvae_native.node');
+if (!fs.existsSync(built) || process.argv.includes('--rebuild')) {
+  const cmakeJs = require.resolve('cmake-js/bin/cmake-js', { paths: [root] });
+  const r = spawnSync(process.execPath, [cmakeJs, 'compile'], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+const probe = spawnSync(process.execPath, ['-e', `process.stdout.write(JSON.stringify(require(${JSON.stringify(built)}).versions()))`], { encoding: 'utf8' });
+if (probe.status !== 0) {
+  process.stderr.write(`the built addon does not load:\n${probe.stderr}\n`);
+  process.exit(1);
+}
+const v = JSON.parse(probe.stdout);
+const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+fs.mkdirSync(dir, { recursive: true });
+const name = `hvae-native.napi.libtorch-${v.libtorch}.${v.flavour}.node`;
+const dest = path.join(dir, name);
+fs.copyFileSync(built, `${dest}.tmp`);
+fs.renameSync(`${dest}.tmp`, dest);
+const meta = { libtorch: v.libtorch, flavour: v.flavour, libtorchPath: v.libtorchPath, cxx11Abi: v.cxx11Abi, napi: 8, builtOn: new Date().toISOString() };
+fs.writeFileSync(`${dest}.json`, `${JSON.stringify(meta, null, 2)}\n`);
+process.stdout.write(`prebuild: ${path.relative(root, dest)} (LibTorch ${v.libtorch}, ${v.flavour}, ${v.libtorchPath})\n`);

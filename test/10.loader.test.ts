@@ -1,0 +1,114 @@
+/**
+ * The addon loader and runtime facts: versions, devices, threads, and the one readable load error.
+ */
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as hv from 'hvae-native';
+import { ROOT, tmpDir } from './setup.js';
+
+function nodeEval(code: string, env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['-e', code], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('10 loader and runtime facts', function () {
+  it('versions reports the package, LibTorch and CUDA facts', function () {
+    const v = hv.versions;
+    assert.equal(v.package, JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
+    assert.match(v.libtorch, /^\d+\.\d+\.\d+/);
+    assert.ok(v.flavour === 'cpu' || v.flavour === 'cuda');
+    assert.equal(typeof v.cuda, 'boolean');
+    assert.equal(typeof v.cudaDeviceCount, 'number');
+    assert.ok(fs.existsSync(v.addon), 'the loaded addon file exists');
+  });
+
+  it("require('hvae-native').versions works from a fresh process", function () {
+    const r = nodeEval("console.log(JSON.stringify(require('hvae-native').versions))");
+    assert.equal(r.status, 0, r.stderr);
+    const v = JSON.parse(r.stdout) as hv.Versions;
+    assert.match(v.libtorch, /^\d+\.\d+/);
+  });
+
+  it('ESM named imports work (import { HVAE, versions } from hvae-native)', function () {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e',
+      "import { HVAE, versions, auroc } from 'hvae-native'; console.log(typeof HVAE, typeof auroc, versions.libtorch)"],
+    { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^function function \d+\.\d+/);
+  });
+
+  it('devices() always lists the CPU; CUDA devices match versions.cudaDeviceCount', function () {
+    const d = hv.devices();
+    assert.deepEqual(d[0], { device: 'cpu', type: 'cpu' });
+    assert.equal(d.length, 1 + hv.versions.cudaDeviceCount);
+  });
+
+  it('setNumThreads sets and reports the intra-op thread count; <= 0 means all cores', function () {
+    const before = hv.getNumThreads();
+    try {
+      assert.equal(hv.setNumThreads(1), 1);
+      assert.equal(hv.getNumThreads(), 1);
+      assert.ok(hv.setNumThreads(0) >= 1);
+      assert.throws(() => hv.setNumThreads(Number.NaN), { code: 'ERR_HVAE_OPTION' });
+    } finally {
+      hv.setNumThreads(before);
+    }
+  });
+
+  it('HVAE_NUM_THREADS sets the initial thread count (default: all cores, not LibTorch\'s 1)', function () {
+    const r = nodeEval("console.log(require('hvae-native').getNumThreads())", { HVAE_NUM_THREADS: '1' });
+    assert.equal(r.stdout.trim(), '1');
+    const all = nodeEval("console.log(require('hvae-native').getNumThreads(), require('os').cpus().length)", { HVAE_NUM_THREADS: '', OMP_NUM_THREADS: '' });
+    const [n, cores] = all.stdout.trim().split(' ').map(Number);
+    assert.equal(n, cores);
+  });
+
+  it('a missing addon gives one ERR_HVAE_LOAD error: what was tried, what was found, the cause and the fix', function () {
+    const r = nodeEval(
+      "try { require('hvae-native').versions } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }",
+      { HVAE_NATIVE_PATH: path.join(tmpDir(), 'nope.node') });
+    const e = JSON.parse(r.stdout) as { code: string; message: string };
+    assert.equal(e.code, 'ERR_HVAE_LOAD');
+    assert.match(e.message, /Tried:\n  - .*nope\.node: not found/);
+    assert.match(e.message, /Found:\n  - platform linux-/);
+    assert.match(e.message, /LibTorch: /);
+    assert.match(e.message, /Likely cause: the addon has not been built/);
+    assert.match(e.message, /Fix: build it: `npm run build:native`/);
+  });
+
+  it('a corrupt addon file is reported, not a crash', function () {
+    const bad = path.join(tmpDir(), 'hvae_native.node');
+    fs.writeFileSync(bad, 'this is not an ELF file');
+    const r = nodeEval(
+      "try { require('hvae-native').HVAE.create() } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }",
+      { HVAE_NATIVE_PATH: bad });
+    const e = JSON.parse(r.stdout) as { code: string; message: string };
+    assert.equal(e.code, 'ERR_HVAE_LOAD');
+    assert.match(e.message, /hvae_native\.node: .*(invalid ELF|too short)/);
+  });
+
+  it('load failures are diagnosed: missing LibTorch, C++ ABI mismatch, wrong flavour, version mismatch', function () {
+    const { diagnoseLoadFailure } = require('../lib/native.js') as typeof import('../lib/native.js');
+    assert.match(diagnoseLoadFailure('libtorch_cpu.so: cannot open shared object file: No such file or directory').cause, /LibTorch shared libraries .* are missing/);
+    assert.match(diagnoseLoadFailure('libc10_cuda.so: cannot open shared object file').cause, /CUDA LibTorch|LibTorch shared/);
+    assert.match(diagnoseLoadFailure('libcudart.so.12: cannot open shared object file').cause, /wrong flavour/);
+    assert.match(diagnoseLoadFailure('undefined symbol: _ZN3c105ErrorC2ENS_14SourceLocationENSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE').cause, /C\+\+ ABI mismatch/);
+    assert.match(diagnoseLoadFailure('undefined symbol: _ZN2at4_ops5zeros4callEv').cause, /different version/);
+  });
+
+  it('prebuilds are described by their LibTorch version and flavour', function () {
+    const { listPrebuilds } = require('../lib/native.js') as typeof import('../lib/native.js');
+    const root = tmpDir();
+    const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'hvae-native.napi.libtorch-2.5.1.cuda.node'), '');
+    fs.writeFileSync(path.join(dir, 'hvae-native.napi.libtorch-1.13.0.cpu.node'), '');
+    fs.writeFileSync(path.join(dir, 'hvae-native.napi.libtorch-1.13.0.cpu.node.json'), JSON.stringify({ libtorchPath: '/usr/lib/x86_64-linux-gnu' }));
+    const p = listPrebuilds(root).sort((a, b) => a.file.localeCompare(b.file));
+    assert.equal(p.length, 2);
+    assert.deepEqual([p[0].libtorch, p[0].flavour, p[0].libtorchPath], ['1.13.0', 'cpu', '/usr/lib/x86_64-linux-gnu']);
+    assert.deepEqual([p[1].libtorch, p[1].flavour], ['2.5.1', 'cuda']);
+  });
+});

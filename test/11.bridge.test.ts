@@ -1,0 +1,149 @@
+/**
+ * The tensor bridge and input validation: every bad input is a typed, readable error (never a crash), and
+ * values cross the boundary unchanged.
+ */
+import * as assert from 'node:assert/strict';
+import { HVAE, HVAEError, ImageBatch } from 'hvae-native';
+import { loadNative } from '../lib/native.js';
+
+function images(n: number, c = 1, h = 28, w = 28, seed = 1): ImageBatch {
+  const data = new Uint8Array(n * c * h * w);
+  let s = seed;
+  for (let i = 0; i < data.length; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    data[i] = s >>> 24;
+  }
+  return { data, shape: [n, c, h, w] };
+}
+
+function code(c: string) {
+  return (e: unknown) => {
+    assert.ok(e instanceof HVAEError, `expected HVAEError, got ${String(e)}`);
+    assert.equal(e.code, c, e.message);
+    return true;
+  };
+}
+
+describe('11 tensor bridge and input validation', function () {
+  let model: HVAE;
+  before(async function () {
+    model = HVAE.create({ preset: 'fashionmnist', seed: 3 });
+    await model.initialize(images(16));
+  });
+  after(() => model.dispose());
+
+  it('a wrong shape (length mismatch, wrong rank, image size for the preset) is ERR_HVAE_SHAPE', async function () {
+    await assert.rejects(model.scores({ data: new Uint8Array(10), shape: [1, 1, 28, 28] }), code('ERR_HVAE_SHAPE'));
+    await assert.rejects(model.scores({ data: new Uint8Array(784), shape: [1, 784] as never }), code('ERR_HVAE_SHAPE'));
+    await assert.rejects(model.scores(images(2, 1, 32, 32)), (e: HVAEError) => {
+      assert.equal(e.code, 'ERR_HVAE_SHAPE');
+      assert.match(e.message, /images are 1x32x32 but the model expects 1x28x28/);
+      return true;
+    });
+    await assert.rejects(model.scores(images(2, 3, 28, 28)), code('ERR_HVAE_SHAPE'));
+  });
+
+  it('a wrong dtype is ERR_HVAE_DTYPE', async function () {
+    await assert.rejects(model.scores({ data: new Int16Array(784) as never, shape: [1, 1, 28, 28] }), code('ERR_HVAE_DTYPE'));
+    await assert.rejects(model.scores({ data: new Float64Array(784) as never, shape: [1, 1, 28, 28] }), code('ERR_HVAE_DTYPE'));
+    await assert.rejects(model.scores({ data: Array(784).fill(0) as never, shape: [1, 1, 28, 28] }), code('ERR_HVAE_DTYPE'));
+    await assert.rejects(model.scores(null as never), code('ERR_HVAE_DTYPE'));
+  });
+
+  it('NaN or infinite float input is ERR_HVAE_NONFINITE, naming the position', async function () {
+    const data = new Float32Array(2 * 784).fill(0.5);
+    data[900] = Number.NaN;
+    await assert.rejects(model.scores({ data, shape: [2, 1, 28, 28] }), (e: HVAEError) => {
+      assert.equal(e.code, 'ERR_HVAE_NONFINITE');
+      assert.match(e.message, /data\[900\] is NaN; float input must be finite \(image 1\)/);
+      return true;
+    });
+    data[900] = Number.POSITIVE_INFINITY;
+    await assert.rejects(model.scores({ data, shape: [2, 1, 28, 28] }), code('ERR_HVAE_NONFINITE'));
+  });
+
+  it("device 'cuda' without CUDA is ERR_HVAE_DEVICE; malformed devices too", function () {
+    assert.throws(() => HVAE.create({ device: 'gpu' as never }), code('ERR_HVAE_DEVICE'));
+    assert.throws(() => HVAE.create({ device: 'cuda:x' as never }), code('ERR_HVAE_DEVICE'));
+    if (!loadNative().versions().cuda) {
+      assert.throws(() => HVAE.create({ device: 'cuda' }), (e: HVAEError) => {
+        assert.equal(e.code, 'ERR_HVAE_DEVICE');
+        assert.match(e.message, /CUDA is not available/);
+        return true;
+      });
+      assert.throws(() => HVAE.create({ device: 'cuda:1' }), code('ERR_HVAE_DEVICE'));
+    } else {
+      assert.throws(() => HVAE.create({ device: 'cuda:99' }), code('ERR_HVAE_DEVICE'));
+    }
+  });
+
+  it('bad options: k out of range, S < 1, unknown keys, unknown presets', async function () {
+    const x = images(2);
+    await assert.rejects(model.scores(x, { k: [4] }), (e: HVAEError) => {
+      assert.equal(e.code, 'ERR_HVAE_OPTION');
+      assert.match(e.message, /k = 4 is out of range: this model has 3 latent layers/);
+      return true;
+    });
+    await assert.rejects(model.scores(x, { k: [-1] }), code('ERR_HVAE_OPTION'));
+    await assert.rejects(model.scores(x, { importanceSamples: 0 }), code('ERR_HVAE_OPTION'));
+    await assert.rejects(model.scores(x, { importanceSamples: 1.5 }), code('ERR_HVAE_OPTION'));
+    await assert.rejects(model.scores(x, { importanceSample: 4 } as never), /unknown scores option 'importanceSample'/);
+    await assert.rejects(model.scores(x, { belowL: [0] }), code('ERR_HVAE_OPTION'));
+    assert.throws(() => HVAE.create({ preset: 'imagenet' }), code('ERR_HVAE_OPTION'));
+    assert.throws(() => HVAE.create({ preset: 'fashionmnist', stages: [] }), code('ERR_HVAE_OPTION'));
+    assert.throws(() => HVAE.create({ colour: true } as never), code('ERR_HVAE_OPTION'));
+  });
+
+  it('the C++ side re-checks shapes: bypassing TypeScript still gives an error, not a crash', async function () {
+    const native = model.nativeModel();
+    // Checks that can run before the worker throw synchronously; the rest reject. Both are errors, never aborts.
+    await assert.rejects(async () => native.score({ data: new Uint8Array(100), shape: [1, 1, 10, 10] }, {}), /\[ERR_HVAE_SHAPE\]/);
+    await assert.rejects(async () => native.score({ data: new Uint8Array(784), shape: [1, 1, 28, 27] }, {}), /\[ERR_HVAE_SHAPE\]/);
+    await assert.rejects(async () => native.score({ data: new Int32Array(784) as never, shape: [1, 1, 28, 28] }, {}), /\[ERR_HVAE_DTYPE\]/);
+    await assert.rejects(async () => native.score({ data: new Uint8Array(784), shape: [1, 1, 28, 28] }, { ks: [9] }), /\[ERR_HVAE_OPTION\]/);
+    await assert.rejects(async () => native.score({ data: new Uint8Array(784), shape: [1, 1, 28, 28] }, { importanceSamples: 0 }), /\[ERR_HVAE_OPTION\]/);
+    await assert.rejects(async () => native.setState({ nope: { data: new Float32Array(1), shape: [1] } }), /\[ERR_HVAE_FORMAT\]/);
+  });
+
+  it('LibTorch and C++ errors inside a worker become HVAEError with the native message as cause', async function () {
+    const { fromNative } = require('../lib/errors.js') as typeof import('../lib/errors.js');
+    const addon = loadNative();
+    const torchErr = await addon._throw('torch').then(() => null, (e: unknown) => fromNative(e));
+    assert.equal(torchErr?.code, 'ERR_HVAE_TORCH');
+    assert.match(torchErr!.message, /mat1 and mat2 shapes cannot be multiplied|size mismatch/);
+    const stdErr = await addon._throw('std').then(() => null, (e: unknown) => fromNative(e));
+    assert.equal(stdErr?.code, 'ERR_HVAE_TORCH');
+    const own = await addon._throw('code').then(() => null, (e: unknown) => fromNative(e));
+    assert.equal(own?.code, 'ERR_HVAE_OPTION');
+  });
+
+  it('uint8 input with transform "scale" equals the same images given as float32 / 255', async function () {
+    const u8 = images(4);
+    const f32 = { data: Float32Array.from(u8.data, (v) => v / 255), shape: u8.shape };
+    const zero = [{ data: new Float32Array(4 * 8 * 14 * 14), shape: [4, 8, 14, 14] }, { data: new Float32Array(64), shape: [4, 16] }, { data: new Float32Array(32), shape: [4, 8] }];
+    const a = await model.scores(u8, { k: [], transform: 'scale', _noise: zero });
+    const b = await model.scores(f32, { k: [], transform: 'none', _noise: zero });
+    assert.deepEqual(a.elbo, b.elbo);
+  });
+
+  it('results come back as Float32Arrays, one value per image', async function () {
+    const s = await model.scores(images(5), { k: [0, 1, 2, 3], belowL: [1, 2], importanceSamples: 3 });
+    assert.equal(s.size, 5);
+    for (const arr of [s.elbo, s.logLikelihood, s.bitsPerDim, ...s.kl, ...Object.values(s.boundAboveK), ...Object.values(s.llr), ...Object.values(s.boundBelowL)]) {
+      assert.ok(arr instanceof Float32Array);
+      assert.equal(arr.length, 5);
+      for (const v of arr) assert.ok(Number.isFinite(v));
+    }
+    assert.deepEqual(Object.keys(s.boundAboveK).map(Number), [0, 1, 2, 3]);
+    for (let i = 0; i < 5; i++) {
+      assert.equal(s.llr[1][i], Math.fround(s.elbo[i] - s.boundAboveK[1][i]));
+      assert.ok(Math.abs(s.bitsPerDim[i] + s.elbo[i] / (784 * Math.LN2)) < 1e-4 * Math.abs(s.bitsPerDim[i]));
+    }
+  });
+
+  it('a disposed model is ERR_HVAE_DISPOSED', async function () {
+    const m = HVAE.create();
+    m.dispose();
+    await assert.rejects(m.scores(images(1)), code('ERR_HVAE_DISPOSED'));
+  });
+});

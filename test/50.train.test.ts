@@ -1,0 +1,202 @@
+/**
+ * Training: schedules at the epochs ALGORITHM.md §10 lists, the loop on a FashionMNIST subset, exact resume,
+ * checkpoints that survive a kill mid-save, failure handling, option validation, progress and logs.
+ */
+import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { HVAE, HVAEError } from 'hvae-native';
+import { klWarmup, freeNatsSchedule } from '../lib/schedules.js';
+import { fit, resolveFitOptions, ProgressEvent, EpochEvent, Trainer } from '../lib/train.js';
+import { loadDataset } from '../lib/data/datasets.js';
+import { subset, Dataset } from '../lib/data/stream.js';
+import { ROOT, tmpDir } from './setup.js';
+
+// A small model (16 channels) keeps CPU tests fast; the loop is the same for every config.
+const SMALL = { preset: 'fashionmnist', channels: 16 } as const;
+
+let fashion: Dataset;
+async function fashionSubset(n: number, offset = 0): Promise<Dataset> {
+  if (!fashion) fashion = await loadDataset('FashionMNIST', { split: 'train' });
+  return subset(fashion, Array.from({ length: n }, (_, i) => offset + i), `FashionMNIST train[${offset}:${offset + n}]`);
+}
+
+describe('50 training', function () {
+  describe('schedules (ALGORITHM.md §3.2, §10 item 6)', function () {
+    const epochs = [1, 199, 200, 201, 202, 399, 400, 401];
+    it('KL warm-up beta_e = min(1, e/200), accumulated as the reference does', function () {
+      const want = [0.005, 0.9950000000000008, 1, 1, 1, 1, 1, 1];
+      assert.deepEqual(epochs.map((e) => klWarmup(e, 200)), want);
+      assert.equal(klWarmup(5, 0), 1);
+    });
+    it('free nats: 2 for 200 epochs, numpy.linspace(2, 0, 200) over the next 200, then 0', function () {
+      const want = [2, 2, 2, 2, 1.9899497487437185, 0.01005025125628145, 0, 0];
+      assert.deepEqual(epochs.map((e) => freeNatsSchedule(e, 2, 200, 200)), want);
+    });
+  });
+
+  describe('options are validated before any work starts', function () {
+    for (const [opts, re] of [
+      [{ epochs: -1 }, /epochs must be an integer >= 1/],
+      [{ batchSize: 0 }, /batchSize must be an integer >= 1/],
+      [{ lr: 0 }, /lr must be a number > 0/],
+      [{ learningRate: 1e-3 }, /unknown fit option 'learningRate'/],
+      [{ freeNatsMode: 'kingma' }, /freeNatsMode/],
+      [{ binarization: 'sometimes' }, /binarization/],
+      [{ betas: [0.9] }, /betas/],
+    ] as [object, RegExp][]) {
+      it(`rejects ${JSON.stringify(opts)}`, async function () {
+        assert.throws(() => resolveFitOptions(opts), (e: HVAEError) => e.code === 'ERR_HVAE_OPTION' && re.test(e.message));
+        const m = HVAE.create(SMALL);
+        await assert.rejects(m.fit(await fashionSubset(10), opts), { code: 'ERR_HVAE_OPTION' });
+        assert.equal(m.initialized, false, 'no step was taken');
+        m.dispose();
+      });
+    }
+    it('an unwritable checkpoint directory is ERR_HVAE_IO before training', async function () {
+      const file = path.join(tmpDir(), 'a-file');
+      fs.writeFileSync(file, 'x');
+      const m = HVAE.create(SMALL);
+      await assert.rejects(m.fit(await fashionSubset(10), { checkpointDir: path.join(file, 'ckpt'), epochs: 1 }), { code: 'ERR_HVAE_IO' });
+      assert.equal(m.initialized, false);
+      m.dispose();
+    });
+  });
+
+  it('a short run on a FashionMNIST subset improves the validation ELBO; logs, events, checkpoints and images', async function () {
+    this.timeout(600000);
+    const dir = tmpDir();
+    const m = HVAE.create(SMALL);
+    const steps: ProgressEvent[] = [];
+    const epochs: EpochEvent[] = [];
+    const r = await m.fit(await fashionSubset(1200), {
+      epochs: 3, batchSize: 64, validation: 200, warmupEpochs: 2, freeNatsConstantEpochs: 1, freeNatsCooldownEpochs: 2,
+      checkpointDir: dir, imagesEvery: 3, seed: 1, onProgress: (e) => steps.push(e), onEpoch: (e) => epochs.push(e),
+    });
+    assert.equal(r.epoch, 3);
+    assert.equal(r.aborted, false);
+    assert.equal(steps.length, 3 * Math.ceil(1000 / 64));
+    const s = steps[steps.length - 1];
+    for (const k of ['epoch', 'step', 'loss', 'elbo', 'kl', 'beta', 'freeNats', 'imagesPerSecond', 'etaSeconds'] as const) assert.ok(k in s, k);
+    assert.equal(s.kl.length, 3);
+    assert.deepEqual(epochs.map((e) => e.beta), [0.5, 1, 1]);
+    assert.deepEqual(epochs.map((e) => e.freeNats), [2, 2, 0]);
+    const v = epochs.map((e) => e.validationElbo!);
+    assert.ok(v[2] > v[0] + 5, `validation ELBO should improve: ${v.join(', ')}`);
+    assert.equal(r.bestValidationElbo, Math.max(...v));
+    const lines = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+    assert.equal(lines.filter((l) => l.event === 'epoch').length, 3);
+    for (const f of ['best.safetensors', 'last.safetensors', 'images/samples_0003.png', 'images/reconstructions_0003.png']) {
+      assert.ok(fs.existsSync(path.join(dir, f)), f);
+    }
+    const png = fs.readFileSync(path.join(dir, 'images/samples_0003.png'));
+    assert.equal(png.subarray(1, 4).toString(), 'PNG');
+    const best = HVAE.load(path.join(dir, 'best.safetensors'));
+    assert.deepEqual(best.config, m.config);
+    const meta = HVAE.readMetadata(path.join(dir, 'last.safetensors'));
+    assert.equal(JSON.parse(meta.trainState).epoch, 3);
+    best.dispose();
+    m.dispose();
+  });
+
+  it('resume continues exactly: the same losses after an interruption as without one', async function () {
+    this.timeout(600000);
+    const data = await fashionSubset(300);
+    const opts = { epochs: 2, batchSize: 50, validation: 50, seed: 7, imagesEvery: 0 };
+    const full: number[] = [];
+    const a = HVAE.create({ ...SMALL, seed: 3 });
+    await a.fit(data, { ...opts, onProgress: (e) => full.push(e.loss) });
+    a.dispose();
+    assert.equal(full.length, 10);
+
+    const dir = tmpDir();
+    const part: number[] = [];
+    const b = HVAE.create({ ...SMALL, seed: 3 });
+    const r1 = await b.fit(data, { ...opts, checkpointDir: dir, maxSteps: 7, onProgress: (e) => part.push(e.loss) });
+    assert.equal(r1.aborted, true);
+    b.dispose();
+    const c = HVAE.create({ ...SMALL, seed: 99 }); // different init: everything must come from the checkpoint
+    await c.fit(data, { ...opts, checkpointDir: dir, resume: true, onProgress: (e) => part.push(e.loss) });
+    c.dispose();
+    assert.equal(part.length, 10);
+    assert.deepEqual(part, full);
+  });
+
+  it('an AbortSignal ends the current step, saves and resolves with aborted', async function () {
+    this.timeout(300000);
+    const dir = tmpDir();
+    const m = HVAE.create(SMALL);
+    const ac = new AbortController();
+    let n = 0;
+    const r = await m.fit(await fashionSubset(500), {
+      epochs: 5, batchSize: 50, validation: 50, checkpointDir: dir, imagesEvery: 0,
+      signal: ac.signal, onProgress: () => { if (++n === 2) ac.abort(); },
+    });
+    assert.equal(r.aborted, true);
+    assert.equal(r.step, 2);
+    const meta = HVAE.readMetadata(path.join(dir, 'last.safetensors'));
+    assert.deepEqual(JSON.parse(meta.trainState), { epoch: 0, stepInEpoch: 2, step: 2, bestValidationElbo: null, bestEpoch: null, skippedBatches: 0 });
+    m.dispose();
+  });
+
+  it('a non-finite loss stops training naming epoch and step; skipNonFinite skips and counts', async function () {
+    this.timeout(300000);
+    const m = HVAE.create(SMALL);
+    const huge = { data: new Float32Array(4 * 784).fill(1e30), shape: [4, 1, 28, 28] as [number, number, number, number] };
+    await m.initialize({ data: new Uint8Array(4 * 784).fill(128), shape: [4, 1, 28, 28] });
+    await assert.rejects(m.trainStep(huge, { transform: 'none' }), { code: 'ERR_HVAE_NONFINITE_LOSS' });
+    const ok = await m.trainStep(huge, { transform: 'none', skipNonFinite: true });
+    assert.equal(ok.skipped, true);
+
+    const dir = tmpDir();
+    const blowUp = { epochs: 3, batchSize: 50, validation: 50, lr: 1e12, checkpointDir: dir, imagesEvery: 0 };
+    const m2 = HVAE.create(SMALL);
+    const err = await m2.fit(await fashionSubset(300), blowUp).then(() => null, (e: HVAEError) => e);
+    assert.ok(err, 'an absurd learning rate must produce a non-finite loss');
+    assert.equal(err!.code, 'ERR_HVAE_NONFINITE_LOSS');
+    assert.match(err!.message, /training stopped at epoch \d+, step \d+ of \d+/);
+    if (fs.existsSync(path.join(dir, 'last.safetensors'))) HVAE.load(path.join(dir, 'last.safetensors')).dispose();
+    const m3 = HVAE.create(SMALL);
+    const r = await m3.fit(await fashionSubset(300), { ...blowUp, checkpointDir: tmpDir(), skipNonFinite: true, epochs: 1 });
+    assert.ok(r.skippedBatches > 0);
+    for (const x of [m, m2, m3]) x.dispose();
+  });
+
+  it('Trainer emits progress and epoch events', async function () {
+    this.timeout(300000);
+    const m = HVAE.create(SMALL);
+    const t = new Trainer(m, await fashionSubset(200), { epochs: 1, batchSize: 100, validation: 50, imagesEvery: 0 });
+    let progress = 0;
+    let epochs = 0;
+    t.on('progress', () => progress++);
+    t.on('epoch', () => epochs++);
+    await t.run();
+    assert.equal(progress, 2);
+    assert.equal(epochs, 1);
+    m.dispose();
+  });
+
+  it('checkpoints are written atomically: killing the process mid-save leaves the last good one loadable', async function () {
+    this.timeout(300000);
+    const dir = tmpDir();
+    const file = path.join(dir, 'ckpt.safetensors');
+    const code = `
+      const { HVAE } = require('hvae-native');
+      const m = HVAE.create({ preset: 'fashionmnist' });
+      const file = ${JSON.stringify(file)};
+      let i = 0;
+      for (;;) { m.save(file, { metadata: { i: String(i++) } }); if (i === 1) process.stdout.write('saved\\n'); }
+    `;
+    for (let round = 0; round < 4; round++) {
+      const child = spawn(process.execPath, ['-e', code], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+      await new Promise((r) => setTimeout(r, 50 + Math.random() * 400));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const m = HVAE.load(file);
+      assert.equal(m.numParameters, 2588898);
+      m.dispose();
+    }
+  });
+});

@@ -1,0 +1,83 @@
+/**
+ * hvae-native: hierarchical VAEs that know what they don't know (Havtorn et al., ICML 2021), for Node.js.
+ *
+ * ```ts
+ * import { HVAE } from 'hvae-native';
+ * const model = HVAE.create({ preset: 'fashionmnist' });
+ * ```
+ */
+import { loadNative, NativeVersions, nativePath } from './native.js';
+import { fromNative, HVAEError } from './errors.js';
+
+export { HVAE } from './model.js';
+export type {
+  Device, InputTransform, CreateOptions, ScoreOptions, Scores, GenerateOptions, SaveOptions, LoadOptions,
+  TrainStepOptions, TrainStepResult,
+} from './model.js';
+export { HVAEError } from './errors.js';
+export type { HVAEErrorCode } from './errors.js';
+export { preset, presetNames, resolveConfig, validateConfig, latentShapes, dataDims } from './config.js';
+export type { HVAEConfig, StageConfig, LatentConfig, PresetName, ConfigInput } from './config.js';
+export type { ImageBatch, ImageData, FloatTensor } from './tensor.js';
+export { validateImageBatch } from './tensor.js';
+export * from './metrics.js';
+export { readSafetensors, writeSafetensors, writeFileAtomic } from './safetensors.js';
+
+/** Package, LibTorch and device facts. */
+export interface Versions extends NativeVersions {
+  /** This package's version. */
+  package: string;
+  /** The loaded addon file. */
+  addon: string;
+}
+
+/**
+ * Versions and runtime facts: package, LibTorch (version, path, cpu/cuda flavour), CUDA availability, device
+ * count, cuDNN. Loads the addon on first access (throws `ERR_HVAE_LOAD` with an explanation if it cannot).
+ */
+export function getVersions(): Versions {
+  const v = loadNative().versions();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const pkg = require('../package.json') as { version: string };
+  return { package: pkg.version, addon: nativePath() ?? '', ...v };
+}
+
+/** The same as {@link getVersions}, as a property: `require('hvae-native').versions`. */
+export declare const versions: Versions;
+// A getter in the one form Node's CommonJS export detection accepts, so `import { versions } from 'hvae-native'`
+// works too; the addon is loaded on first access.
+const lazy = { get versions(): Versions { return getVersions(); } };
+Object.defineProperty(exports, 'versions', { enumerable: true, get: function () { return lazy.versions; } });
+
+/** A device as {@link devices} reports it. */
+export interface DeviceInfo {
+  /** Device string to pass as `device`. */
+  device: string;
+  /** 'cpu' or 'cuda'. */
+  type: 'cpu' | 'cuda';
+  /** CUDA device index. */
+  index?: number;
+}
+
+/** The devices this process can use: always 'cpu', plus 'cuda:N' for each visible CUDA device. */
+export function devices(): DeviceInfo[] {
+  const v = loadNative().versions();
+  const out: DeviceInfo[] = [{ device: 'cpu', type: 'cpu' }];
+  for (let i = 0; i < v.cudaDeviceCount; i++) out.push({ device: `cuda:${i}`, type: 'cuda', index: i });
+  return out;
+}
+
+/**
+ * Sets the number of intra-op CPU threads LibTorch uses (process-wide). `n <= 0` means all cores (the default;
+ * Debian's LibTorch would otherwise start with one). `HVAE_NUM_THREADS` or `OMP_NUM_THREADS` set the initial value.
+ * Returns the value in effect.
+ */
+export function setNumThreads(n: number): number {
+  if (typeof n !== 'number' || !Number.isFinite(n)) throw new HVAEError('ERR_HVAE_OPTION', 'setNumThreads(n) needs a number');
+  try { return loadNative().setNumThreads(Math.trunc(n)); } catch (e) { throw fromNative(e); }
+}
+
+/** The number of intra-op CPU threads in effect. */
+export function getNumThreads(): number {
+  return loadNative().getNumThreads();
+}

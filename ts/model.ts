@@ -1,0 +1,581 @@
+/**
+ * The public model class: a hierarchical VAE whose computation runs in the C++ addon. Every computing call
+ * returns a Promise and runs on a worker thread; `*Sync` variants exist for use inside `worker_threads`.
+ */
+import { HVAEConfig, ConfigInput, PresetName, resolveConfig, dataDims, latentShapes } from './config.js';
+import { HVAEError, fromNative, optionError } from './errors.js';
+import { loadNative, NativeModel, NativeScoreResult, NativeTensor, NativeAdamState } from './native.js';
+import { readSafetensors, writeSafetensors, SafeTensor } from './safetensors.js';
+import { ImageBatch, validateImageBatch } from './tensor.js';
+
+/** A compute device: `'cpu'`, `'cuda'` (device 0) or `'cuda:N'`. */
+export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+
+/** How 8-bit input is turned into model input, on the model's device. */
+export type InputTransform =
+  /** uint8 input: `'binarize'` for Bernoulli models, `'dequantize'` for DLM models; float input: `'none'`. */
+  | 'auto'
+  /** Use float input as is. */
+  | 'none'
+  /** v / 255. */
+  | 'scale'
+  /** Bernoulli(v / 255), a fresh draw every call (dynamic binarization, ALGORITHM.md §1.2). */
+  | 'binarize'
+  /** (v / 255) > threshold. */
+  | 'threshold'
+  /** ((v / 255) * 255 + u) / 256 with u ~ U[0, 1) (the reference's 8-bit dequantization). */
+  | 'dequantize';
+
+/** Options of {@link HVAE.create}: a preset and/or config overrides, plus where to put the model. */
+export interface CreateOptions extends ConfigInput {
+  /** Compute device. Default `'cpu'`. `'cuda'` on a machine without CUDA throws `ERR_HVAE_DEVICE`. */
+  device?: Device;
+  /** Seed of the initial weights and of the model's random stream (sampling, binarization). Default 0. */
+  seed?: number;
+}
+
+/** Options of {@link HVAE.scores}. */
+export interface ScoreOptions {
+  /**
+   * The k of the bounds L>k (and scores LLR>k) to compute, each in 0..L. Default: every k in 0..L-1.
+   * L>k replaces the k lowest latents by the conditional prior (paper eq. 5); L>0 is the ELBO.
+   */
+  k?: number[];
+  /** S: importance samples of the ELBO, L^S = log mean_s exp(ELBO_s) (with the reference's 1e-8 guard). Default 1. */
+  importanceSamples?: number;
+  /** S': importance samples of each L>k (the published evaluation uses 1). Default 1. */
+  importanceSamplesAboveK?: number;
+  /**
+   * How the k lowest latents of L>k are set.
+   * - `'mode'` (default, the official code): the conditional-prior means, with q(z_{k+1}) computed on the
+   *   posterior-mean path (ALGORITHM.md §4.2).
+   * - `'sample'` (the paper's definition): drawn from the conditional prior, with the encoder's chain sampled.
+   */
+  lowerLatents?: 'mode' | 'sample';
+  /** Also compute the complementary bounds L<l (paper appendix E) for these l in 1..L. Default none. */
+  belowL?: number[];
+  /** Input transform; default `'auto'`. */
+  transform?: InputTransform;
+  /** Threshold of the `'threshold'` transform. Default 0.5. */
+  threshold?: number;
+  /** Memory budget: rows of the stacked (samples x bounds x images) batch per chunk. Default 512 on CPU, 8192 on CUDA. */
+  chunkRows?: number;
+  /** Return the S single-sample ELBOs as well. Default false. */
+  returnElboSamples?: boolean;
+  /** Return log p(x|z) and the per-layer KL of each L>k. Default false. */
+  details?: boolean;
+  /** Test seam: per encoder layer, the standard-normal noise of every sampled row (see native/bounds.h). */
+  _noise?: (NativeTensor | null)[];
+}
+
+/** Per-example scores of a batch. All arrays have one entry per image, in nats unless stated. */
+export interface Scores {
+  /** Number of images. */
+  size: number;
+  /** The ELBO L^S (importance-weighted with S samples; S = 1 gives the plain one-sample ELBO). Higher = more likely. */
+  elbo: Float32Array;
+  /** log p(x|z) of the ELBO, averaged over the S samples. */
+  logLikelihood: Float32Array;
+  /** The Monte Carlo KL of each latent layer z1..zL, averaged over the S samples. */
+  kl: Float32Array[];
+  /** -L^S / (D ln 2), D = C*H*W. */
+  bitsPerDim: Float32Array;
+  /** L>k for each requested k (L>0 is the ELBO with S' samples). Higher = more likely. */
+  boundAboveK: Record<number, Float32Array>;
+  /** LLR>k = L^S - L>k for each requested k. Higher = more out-of-distribution. */
+  llr: Record<number, Float32Array>;
+  /** L<l for each requested l (appendix E). */
+  boundBelowL: Record<number, Float32Array>;
+  /** The S single-sample ELBOs, shape [S, size], if requested. */
+  elboSamples?: { data: Float32Array; shape: [number, number] };
+  /** log p(x|z) and per-layer KL of each L>k (null for prior layers), if requested. */
+  details?: Record<number, { logLikelihood: Float32Array; kl: (Float32Array | null)[] }>;
+}
+
+/** Options of {@link HVAE.generate}. */
+export interface GenerateOptions {
+  /** Images to reconstruct. Without images, `n` samples are drawn from the prior. */
+  images?: ImageBatch;
+  /** Number of prior samples (without images). Default 16. */
+  n?: number;
+  /** Latent reconstruction (paper Figure 1): the k lowest latents come from the conditional prior. Default 0. */
+  k?: number;
+  /** Use posterior means instead of samples for the posterior latents. Default false. */
+  posteriorMean?: boolean;
+  /** Lower latents from the conditional prior's mean (`'mode'`, default) or a sample (`'sample'`). */
+  lowerLatents?: 'mode' | 'sample';
+  /** Draw the output from p(x|z) instead of showing its mean. Default false. */
+  sampleOutput?: boolean;
+  /** Input transform of `images`. Default `'auto'`. */
+  transform?: InputTransform;
+}
+
+/** Options of {@link HVAE.save}. */
+export interface SaveOptions {
+  /** Also store the Adam state and the random stream (what `resume` needs). Default false. */
+  trainingState?: boolean;
+  /** Extra string metadata stored in the file's header. */
+  metadata?: Record<string, string>;
+}
+
+/** Options of {@link HVAE.load}. */
+export interface LoadOptions {
+  /** Device to load onto. Default `'cpu'`. */
+  device?: Device;
+  /**
+   * The config, needed only for files without one: state dicts of the official PyTorch implementation converted
+   * to safetensors (their tensor names are used as they are). A preset name or a config.
+   */
+  config?: ConfigInput | HVAEConfig | PresetName;
+  /** Restore the optimizer state and random stream if the file has them. Default true. */
+  trainingState?: boolean;
+}
+
+/** Options of one training step (see the training loop in ts/train.ts for the schedule). */
+export interface TrainStepOptions {
+  /** KL weight beta. Default 1. */
+  beta?: number;
+  /** Free nats lambda. Default 0. */
+  freeNats?: number;
+  /** Free-nats rule; default `'reference'`. See ALGORITHM.md §3.2. */
+  freeNatsMode?: 'reference' | 'layer-total' | 'paper-era';
+  /** Adam learning rate. Default 3e-4. */
+  lr?: number;
+  /** Adam beta1. Default 0.9. */
+  beta1?: number;
+  /** Adam beta2. Default 0.999. */
+  beta2?: number;
+  /** Adam epsilon. Default 1e-8. */
+  eps?: number;
+  /** Take the optimizer step. Default true. */
+  step?: boolean;
+  /** Return every parameter's gradient. Default false. */
+  collectGrads?: boolean;
+  /** Skip a batch whose loss is not finite instead of failing. Default false. */
+  skipNonFinite?: boolean;
+  /** Input transform. Default `'auto'`. */
+  transform?: InputTransform;
+  /** Test seam, as ScoreOptions._noise. */
+  _noise?: (NativeTensor | null)[];
+}
+
+/** Result of one training step. */
+export interface TrainStepResult {
+  /** Per-example loss (-log p(x|z) + beta * clamped KL). */
+  loss: Float32Array;
+  /** Per-example ELBO (raw KL). */
+  elbo: Float32Array;
+  /** Per-example log p(x|z). */
+  logLikelihood: Float32Array;
+  /** Per-layer per-example KL. */
+  kl: Float32Array[];
+  /** Mean loss over the batch (what was minimised). */
+  lossMean: number;
+  /** Mean ELBO over the batch. */
+  elboMean: number;
+  /** The batch was skipped because its loss was not finite (with `skipNonFinite`). */
+  skipped: boolean;
+  /** This step performed the data-dependent initialisation. */
+  initialised: boolean;
+  /** Gradients by parameter name (with `collectGrads`). */
+  grads?: Record<string, { data: Float32Array; shape: number[] }>;
+}
+
+const SCORE_KEYS = new Set(['k', 'importanceSamples', 'importanceSamplesAboveK', 'lowerLatents', 'belowL', 'transform',
+  'threshold', 'chunkRows', 'returnElboSamples', 'details', '_noise']);
+const TRANSFORMS = new Set(['auto', 'none', 'scale', 'binarize', 'threshold', 'dequantize']);
+
+function checkKeys(opts: object, keys: Set<string>, what: string): void {
+  for (const k of Object.keys(opts)) {
+    if (!keys.has(k)) optionError(`unknown ${what} option '${k}'; known: ${[...keys].filter((x) => !x.startsWith('_')).join(', ')}`);
+  }
+}
+
+function positiveInt(v: unknown, name: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) optionError(`${name} must be an integer >= 1, got ${String(v)}`);
+  return v;
+}
+
+/** Names in official checkpoints that are not parameters here (ALGORITHM.md §2.12, fixtures README §2.1). */
+function isOfficialExtra(name: string, numLayers: number): boolean {
+  return name.endsWith('.initialized') || name.includes('.std_activation_inverse.') || name.endsWith('.prior_logits') ||
+    name.startsWith(`stages.${numLayers - 1}.q_projection.`);
+}
+
+function asConfigInput(c: ConfigInput | HVAEConfig | PresetName): ConfigInput | HVAEConfig {
+  return typeof c === 'string' ? { preset: c } : c;
+}
+
+const FORMAT = 'hvae-native';
+const FORMAT_VERSION = '1';
+
+/** Parses a device string, throwing `ERR_HVAE_DEVICE` for malformed ones. */
+export function validateDevice(device: unknown): Device {
+  if (device === undefined) return 'cpu';
+  if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device)) {
+    throw new HVAEError('ERR_HVAE_DEVICE', `invalid device ${JSON.stringify(device)}; use 'cpu', 'cuda' or 'cuda:N'`);
+  }
+  return device as Device;
+}
+
+/**
+ * A hierarchical VAE (ALGORITHM.md §2) for likelihood-ratio OOD detection.
+ *
+ * ```ts
+ * const model = HVAE.create({ preset: 'fashionmnist' });
+ * const s = await model.scores({ data, shape: [n, 1, 28, 28] }, { k: [0, 1, 2], importanceSamples: 16 });
+ * s.llr[1]; // LLR>1 per image: higher = more out-of-distribution
+ * ```
+ */
+export class HVAE {
+  /** The model's config (JSON-serialisable; the same object describes it in checkpoints and the CLI). */
+  readonly config: HVAEConfig;
+  /** The device the model lives on. */
+  readonly device: Device;
+  private native: NativeModel | null;
+
+  private constructor(config: HVAEConfig, device: Device, native: NativeModel) {
+    this.config = config;
+    this.device = device;
+    this.native = native;
+  }
+
+  /** Builds a new model (random weights; data-dependent initialisation happens on the first training step). */
+  static create(options: CreateOptions = {}): HVAE {
+    const { device: dev, seed, ...cfgInput } = options;
+    const device = validateDevice(dev);
+    if (seed !== undefined && (!Number.isInteger(seed) || seed < 0)) optionError(`seed must be a non-negative integer, got ${seed}`);
+    const config = resolveConfig(cfgInput);
+    const addon = loadNative();
+    let native: NativeModel;
+    try {
+      native = new addon.NativeModel(config, { device, seed: seed ?? 0 });
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return new HVAE(config, device, native);
+  }
+
+  /**
+   * Loads a model from a safetensors file: either a checkpoint written by {@link HVAE.save} (config in the
+   * metadata) or an official PyTorch state dict converted to safetensors (pass `config`). Missing, extra or
+   * misshapen tensors are reported all at once as `ERR_HVAE_FORMAT`.
+   */
+  static load(file: string, options: LoadOptions = {}): HVAE {
+    const { tensors, metadata } = readSafetensors(file);
+    let config: HVAEConfig;
+    const official = metadata.format !== FORMAT;
+    if (!official) {
+      try {
+        config = resolveConfig(JSON.parse(metadata.config) as HVAEConfig);
+      } catch (e) {
+        if (e instanceof HVAEError && e.code === 'ERR_HVAE_OPTION') throw e;
+        throw new HVAEError('ERR_HVAE_FORMAT', `${file}: the checkpoint's config metadata is not valid JSON`, { cause: e });
+      }
+      if (options.config) config = resolveConfig(asConfigInput(options.config));
+    } else {
+      if (!options.config) {
+        throw new HVAEError('ERR_HVAE_FORMAT',
+          `${file} has no hvae-native config in its metadata (an official state dict?); pass { config: 'fashionmnist' } or a config`);
+      }
+      config = resolveConfig(asConfigInput(options.config));
+    }
+    const model = HVAE.create({ ...config, device: options.device });
+    const L = config.stages.length;
+    const weights: Record<string, NativeTensor> = {};
+    for (const [name, t] of tensors) {
+      if (name.startsWith('optim.') || name.startsWith('rng.') || name.startsWith('extra.')) continue;
+      if (official && isOfficialExtra(name, L)) continue;
+      if (t.dtype !== 'F32') throw new HVAEError('ERR_HVAE_FORMAT', `${file}: tensor '${name}' is ${t.dtype}, expected F32`);
+      weights[name] = { data: t.data as Float32Array, shape: t.shape };
+    }
+    try {
+      model.nativeModel().setState(weights);
+    } catch (e) {
+      model.dispose();
+      const err = fromNative(e);
+      throw new HVAEError(err.code, `${file}: ${err.message}`, { cause: err });
+    }
+    if (options.trainingState !== false && !official) model.restoreTrainingState(tensors, metadata, file);
+    return model;
+  }
+
+  /** Reads only the metadata of a checkpoint (config, training progress, calibration). */
+  static readMetadata(file: string): Record<string, string> {
+    return readSafetensors(file).metadata;
+  }
+
+  /** Saves weights and config (and optionally the optimizer and RNG state) to a safetensors file, atomically. */
+  save(file: string, options: SaveOptions = {}): void {
+    const native = this.nativeModel();
+    const tensors = new Map<string, { shape: number[]; data: SafeTensor['data'] }>();
+    for (const [name, t] of Object.entries(native.getState())) tensors.set(name, t);
+    if (options.trainingState) {
+      const opt = native.getOptimizerState();
+      const steps: Record<string, number> = {};
+      for (const [name, s] of Object.entries(opt)) {
+        tensors.set(`optim.${name}.exp_avg`, s.expAvg);
+        tensors.set(`optim.${name}.exp_avg_sq`, s.expAvgSq);
+        steps[name] = s.step;
+      }
+      const rng = native.getRngState();
+      tensors.set('rng.state', { shape: [rng.length], data: rng });
+      options = { ...options, metadata: { ...options.metadata, optimizerSteps: JSON.stringify(steps) } };
+    }
+    const metadata: Record<string, string> = {
+      ...options.metadata,
+      format: FORMAT,
+      formatVersion: FORMAT_VERSION,
+      config: JSON.stringify(this.config),
+    };
+    writeSafetensors(file, tensors, metadata);
+  }
+
+  private restoreTrainingState(tensors: Map<string, SafeTensor>, metadata: Record<string, string>, file: string): void {
+    const native = this.nativeModel();
+    const opt: Record<string, NativeAdamState> = {};
+    let steps: Record<string, number> = {};
+    for (const [name, t] of tensors) {
+      const m = /^optim\.(.+)\.exp_avg$/.exec(name);
+      if (!m) continue;
+      const sq = tensors.get(`optim.${m[1]}.exp_avg_sq`);
+      if (!sq) throw new HVAEError('ERR_HVAE_FORMAT', `${file}: optimizer state of '${m[1]}' lacks exp_avg_sq`);
+      opt[m[1]] = { step: 0, expAvg: { data: t.data as Float32Array, shape: t.shape }, expAvgSq: { data: sq.data as Float32Array, shape: sq.shape } };
+    }
+    if (Object.keys(opt).length) {
+      try {
+        steps = JSON.parse(metadata.optimizerSteps ?? '{}') as Record<string, number>;
+      } catch { steps = {}; }
+      for (const k of Object.keys(opt)) opt[k].step = steps[k] ?? 0;
+      try { native.setOptimizerState(opt); } catch (e) { throw fromNative(e); }
+    }
+    const rng = tensors.get('rng.state');
+    if (rng) {
+      try { native.setRngState(rng.data as Uint8Array); } catch (e) { throw fromNative(e); }
+    }
+  }
+
+  /** The number of parameters. */
+  get numParameters(): number {
+    return this.nativeModel().info().numParameters;
+  }
+
+  /** Parameter names and shapes (the official implementation's names). */
+  parameters(): { name: string; shape: number[] }[] {
+    return this.nativeModel().info().parameters;
+  }
+
+  /** Whether the weights are initialised (loaded, or data-dependent init done). */
+  get initialized(): boolean {
+    return this.nativeModel().info().initialized;
+  }
+
+  /** Number of latent layers L. */
+  get numLayers(): number {
+    return this.config.stages.length;
+  }
+
+  /** Latent shapes, bottom to top. */
+  get latentShapes(): number[][] {
+    return latentShapes(this.config);
+  }
+
+  /** A copy of all weights by name. */
+  getState(): Record<string, { data: Float32Array; shape: number[] }> {
+    return this.nativeModel().getState();
+  }
+
+  /** Replaces all weights (every parameter must be given with its exact shape). */
+  setState(state: Record<string, NativeTensor>): void {
+    try { this.nativeModel().setState(state); } catch (e) { throw fromNative(e); }
+  }
+
+  /** Re-seeds the model's random stream. */
+  seed(seed: number): void {
+    this.nativeModel().seed(seed);
+  }
+
+  /** Data-dependent initialisation (§2.4) on a batch, without training. */
+  async initialize(images: ImageBatch, options: { transform?: InputTransform } = {}): Promise<void> {
+    const batch = validateImageBatch(images, this.config.inputShape);
+    try { await this.nativeModel().initialize(batch, options); } catch (e) { throw fromNative(e); }
+  }
+
+  private scoreArgs(images: ImageBatch, options: ScoreOptions): [NativeTensor, object, number[]] {
+    checkKeys(options, SCORE_KEYS, 'scores');
+    const batch = validateImageBatch(images, this.config.inputShape);
+    const L = this.numLayers;
+    const ks = options.k ?? Array.from({ length: L }, (_, i) => i);
+    if (!Array.isArray(ks)) optionError('k must be an array of integers');
+    for (const k of ks) {
+      if (!Number.isInteger(k) || k < 0 || k > L) optionError(`k = ${String(k)} is out of range: this model has ${L} latent layers, so k must be in 0..${L}`);
+    }
+    const ls = options.belowL ?? [];
+    for (const l of ls) {
+      if (!Number.isInteger(l) || l < 1 || l > L) optionError(`belowL = ${String(l)} is out of range 1..${L}`);
+    }
+    const S = positiveInt(options.importanceSamples ?? 1, 'importanceSamples');
+    const S2 = positiveInt(options.importanceSamplesAboveK ?? 1, 'importanceSamplesAboveK');
+    const lower = options.lowerLatents ?? 'mode';
+    if (lower !== 'mode' && lower !== 'sample') optionError(`lowerLatents must be 'mode' or 'sample', got ${String(lower)}`);
+    const transform = options.transform ?? 'auto';
+    if (!TRANSFORMS.has(transform)) optionError(`unknown transform '${transform}'`);
+    const chunkRows = positiveInt(options.chunkRows ?? (this.device === 'cpu' ? 512 : 8192), 'chunkRows');
+    const native = {
+      ks, ls, importanceSamples: S, importanceSamplesAboveK: S2, lowerLatents: lower, transform,
+      threshold: options.threshold ?? 0.5, chunkRows, returnElboSamples: !!options.returnElboSamples,
+      ...(options._noise ? { noise: options._noise } : {}),
+    };
+    return [batch, native, ks];
+  }
+
+  private buildScores(r: NativeScoreResult, ks: number[], details: boolean): Scores {
+    const n = r.elbo.length;
+    const D = dataDims(this.config);
+    const bpd = new Float32Array(n);
+    for (let i = 0; i < n; i++) bpd[i] = -r.elbo[i] / (D * Math.LN2);
+    const boundAboveK: Record<number, Float32Array> = {};
+    const llr: Record<number, Float32Array> = {};
+    for (const k of ks) {
+      const b = r.aboveK[String(k)];
+      boundAboveK[k] = b;
+      const d = new Float32Array(n);
+      for (let i = 0; i < n; i++) d[i] = r.elbo[i] - b[i]; // float32 subtraction, as in the reference
+      llr[k] = d;
+    }
+    const boundBelowL: Record<number, Float32Array> = {};
+    for (const [l, v] of Object.entries(r.belowL)) boundBelowL[Number(l)] = v;
+    const out: Scores = {
+      size: n,
+      elbo: r.elbo,
+      logLikelihood: r.elboLogLikelihood,
+      kl: r.elboKl.map((k) => k ?? new Float32Array(n)),
+      bitsPerDim: bpd,
+      boundAboveK,
+      llr,
+      boundBelowL,
+    };
+    if (r.elboSamples) out.elboSamples = { data: r.elboSamples.data, shape: r.elboSamples.shape as [number, number] };
+    if (details) {
+      out.details = {};
+      for (const k of ks) out.details[k] = { logLikelihood: r.aboveKLogLikelihood[String(k)], kl: r.aboveKKl[String(k)] };
+    }
+    return out;
+  }
+
+  /**
+   * Every bound of the paper for a batch, in one call: the ELBO L^S, L>k and LLR>k for each k, optionally L<l.
+   * All k and samples are computed together in stacked batches, sharing the first encoder stage, the
+   * posterior-mean path and the S ELBO samples. Higher `llr` = more out-of-distribution.
+   */
+  async scores(images: ImageBatch, options: ScoreOptions = {}): Promise<Scores> {
+    const [batch, opts, ks] = this.scoreArgs(images, options);
+    let r: NativeScoreResult;
+    try { r = await this.nativeModel().score(batch, opts); } catch (e) { throw fromNative(e); }
+    return this.buildScores(r, ks, !!options.details);
+  }
+
+  /** Synchronous {@link HVAE.scores}, blocking the calling thread (for worker_threads). */
+  scoresSync(images: ImageBatch, options: ScoreOptions = {}): Scores {
+    const [batch, opts, ks] = this.scoreArgs(images, options);
+    let r: NativeScoreResult;
+    try { r = this.nativeModel().scoreSync(batch, opts); } catch (e) { throw fromNative(e); }
+    return this.buildScores(r, ks, !!options.details);
+  }
+
+  /** The ELBO L^S per image (higher = more likely). */
+  async elbo(images: ImageBatch, options: { importanceSamples?: number; transform?: InputTransform } = {}): Promise<Float32Array> {
+    return (await this.scores(images, { ...options, k: [] })).elbo;
+  }
+
+  private generateArgs(options: GenerateOptions): object {
+    const o: Record<string, unknown> = {};
+    if (options.images) o.images = validateImageBatch(options.images, this.config.inputShape);
+    o.n = positiveInt(options.n ?? 16, 'n');
+    const k = options.k ?? 0;
+    if (!Number.isInteger(k) || k < 0 || k > this.numLayers) optionError(`k must be in 0..${this.numLayers}`);
+    o.k = k;
+    o.posteriorMean = !!options.posteriorMean;
+    o.lowerLatents = options.lowerLatents ?? 'mode';
+    o.sampleOutput = !!options.sampleOutput;
+    o.transform = options.transform ?? 'auto';
+    return o;
+  }
+
+  /**
+   * Images from the model: prior samples (no `images`), reconstructions (`images`, k = 0) or latent
+   * reconstructions with the k lowest latents from the conditional prior (paper Figure 1). Values in [0, 1].
+   */
+  async generate(options: GenerateOptions = {}): Promise<{ data: Float32Array; shape: [number, number, number, number] }> {
+    const o = this.generateArgs(options);
+    try {
+      const r = await this.nativeModel().generate(o);
+      return { data: r.data, shape: r.shape as [number, number, number, number] };
+    } catch (e) { throw fromNative(e); }
+  }
+
+  /** Synchronous {@link HVAE.generate}. */
+  generateSync(options: GenerateOptions = {}): { data: Float32Array; shape: [number, number, number, number] } {
+    const o = this.generateArgs(options);
+    try {
+      const r = this.nativeModel().generateSync(o);
+      return { data: r.data, shape: r.shape as [number, number, number, number] };
+    } catch (e) { throw fromNative(e); }
+  }
+
+  /** `n` samples from the prior. */
+  sample(n = 16): Promise<{ data: Float32Array; shape: [number, number, number, number] }> {
+    return this.generate({ n });
+  }
+
+  /** Reconstructions of `images` (k = 0) or latent reconstructions (k > 0). */
+  reconstruct(images: ImageBatch, k = 0, options: Omit<GenerateOptions, 'images' | 'k'> = {}): Promise<{ data: Float32Array; shape: [number, number, number, number] }> {
+    return this.generate({ ...options, images, k });
+  }
+
+  private trainArgs(images: ImageBatch, options: TrainStepOptions): [NativeTensor, object] {
+    const batch = validateImageBatch(images, this.config.inputShape);
+    const o: Record<string, unknown> = { ...options };
+    if (options._noise) { o.noise = options._noise; delete o._noise; }
+    return [batch, o];
+  }
+
+  /** One training step on a batch (forward, loss, backward, Adam), entirely in C++. */
+  async trainStep(images: ImageBatch, options: TrainStepOptions = {}): Promise<TrainStepResult> {
+    const [batch, o] = this.trainArgs(images, options);
+    try {
+      const r = await this.nativeModel().trainStep(batch, o);
+      return { ...r, kl: r.kl.map((k) => k ?? new Float32Array(r.loss.length)) };
+    } catch (e) { throw fromNative(e); }
+  }
+
+  /** Synchronous {@link HVAE.trainStep}. */
+  trainStepSync(images: ImageBatch, options: TrainStepOptions = {}): TrainStepResult {
+    const [batch, o] = this.trainArgs(images, options);
+    try {
+      const r = this.nativeModel().trainStepSync(batch, o);
+      return { ...r, kl: r.kl.map((k) => k ?? new Float32Array(r.loss.length)) };
+    } catch (e) { throw fromNative(e); }
+  }
+
+  /**
+   * Trains the model on a dataset with the paper's schedule (see {@link FitOptions}): Adam steps in C++, KL
+   * warm-up and free nats, a held-out validation split, atomic best/last checkpoints, progress callbacks.
+   */
+  async fit(train: import('./data/stream.js').Dataset, options: import('./train.js').FitOptions = {}): Promise<import('./train.js').FitResult> {
+    const { fit } = await import('./train.js');
+    return fit(this, train, options);
+  }
+
+  /** Releases the native model. Later calls throw `ERR_HVAE_DISPOSED`; running calls finish. */
+  dispose(): void {
+    if (this.native) this.native.dispose();
+    this.native = null;
+  }
+
+  /** @internal The native model (for the training loop and tests). */
+  nativeModel(): NativeModel {
+    if (!this.native) throw new HVAEError('ERR_HVAE_DISPOSED', 'the model was disposed');
+    return this.native;
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * Loading the native addon. Order: `HVAE_NATIVE_PATH` (an explicit .node file), then a prebuild under
+ * `prebuilds/<platform>-<arch>/` whose recorded LibTorch is present on this machine, then `build/Release` (a local
+ * build), then any other prebuild. If nothing loads, one error explains what was tried, what was found, the
+ * likely cause and the fix.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { HVAEError } from './errors.js';
+
+/** Runtime facts reported by the addon. */
+export interface NativeVersions {
+  libtorch: string;
+  flavour: 'cpu' | 'cuda';
+  libtorchPath: string;
+  libtorchSource: string;
+  cxx11Abi?: boolean;
+  cuda: boolean;
+  cudaDeviceCount: number;
+  cudaVersion: number | null;
+  cudnn: number | null;
+  mkldnn: boolean;
+  numThreads: number;
+}
+
+/** A JS-side tensor as the addon takes and returns it. */
+export interface NativeTensor {
+  data: Float32Array | Uint8Array;
+  shape: number[];
+}
+
+/** Raw scores as the addon returns them (see HVAE.scores for the public shape). */
+export interface NativeScoreResult {
+  elbo: Float32Array;
+  elboLogLikelihood: Float32Array;
+  elboKl: (Float32Array | null)[];
+  elboSamples?: { data: Float32Array; shape: number[] };
+  aboveK: Record<string, Float32Array>;
+  aboveKLogLikelihood: Record<string, Float32Array>;
+  aboveKKl: Record<string, (Float32Array | null)[]>;
+  belowL: Record<string, Float32Array>;
+}
+
+/** Raw training-step result. */
+export interface NativeTrainResult {
+  loss: Float32Array;
+  elbo: Float32Array;
+  logLikelihood: Float32Array;
+  kl: (Float32Array | null)[];
+  lossMean: number;
+  elboMean: number;
+  skipped: boolean;
+  initialised: boolean;
+  grads?: Record<string, { data: Float32Array; shape: number[] }>;
+}
+
+/** Adam state of one parameter. */
+export interface NativeAdamState {
+  step: number;
+  expAvg: { data: Float32Array; shape: number[] };
+  expAvgSq: { data: Float32Array; shape: number[] };
+}
+
+/** The native model object (internal; wrapped by HVAE). */
+export interface NativeModel {
+  info(): { parameters: { name: string; shape: number[] }[]; numParameters: number; device: string; initialized: boolean };
+  getState(): Record<string, { data: Float32Array; shape: number[] }>;
+  setState(state: Record<string, NativeTensor>): void;
+  score(images: NativeTensor, options: object): Promise<NativeScoreResult>;
+  scoreSync(images: NativeTensor, options: object): NativeScoreResult;
+  trainStep(images: NativeTensor, options: object): Promise<NativeTrainResult>;
+  trainStepSync(images: NativeTensor, options: object): NativeTrainResult;
+  generate(options: object): Promise<{ data: Float32Array; shape: number[] }>;
+  generateSync(options: object): { data: Float32Array; shape: number[] };
+  initialize(images: NativeTensor, options?: object): Promise<void>;
+  initializeSync(images: NativeTensor, options?: object): void;
+  getOptimizerState(): Record<string, NativeAdamState>;
+  setOptimizerState(state: Record<string, NativeAdamState>): void;
+  getRngState(): Uint8Array;
+  setRngState(state: Uint8Array): void;
+  seed(seed: number): void;
+  dispose(): void;
+}
+
+/** The addon's exports. */
+export interface NativeAddon {
+  NativeModel: new (config: object, options: object) => NativeModel;
+  versions(): NativeVersions;
+  setNumThreads(n: number): number;
+  getNumThreads(): number;
+  setConvTranspose(mode: 'native' | 'subpixel'): void;
+  setCudnn(options: { benchmark?: boolean; allowTF32?: boolean }): void;
+  _throw(kind: string): Promise<void>;
+  _spin(ms: number): Promise<void>;
+}
+
+/** The package root (the directory holding package.json). */
+export const PACKAGE_ROOT = path.resolve(__dirname, '..');
+
+/** Description of a prebuilt addon, read from the JSON file next to it. */
+export interface PrebuildInfo {
+  file: string;
+  libtorch?: string;
+  flavour?: string;
+  libtorchPath?: string;
+}
+
+/** Lists prebuilds for this platform with their recorded LibTorch. */
+export function listPrebuilds(root = PACKAGE_ROOT): PrebuildInfo[] {
+  const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir)
+    .filter((f) => f.endsWith('.node'))
+    .map((f) => {
+      const file = path.join(dir, f);
+      let meta: Partial<PrebuildInfo> = {};
+      try {
+        meta = JSON.parse(fs.readFileSync(`${file}.json`, 'utf8')) as Partial<PrebuildInfo>;
+      } catch { /* no sidecar: tags from the name only */ }
+      const m = /libtorch-([0-9.]+[^.]*)\.(cpu|cuda)/.exec(f);
+      return { file, libtorch: meta.libtorch ?? m?.[1], flavour: meta.flavour ?? m?.[2], libtorchPath: meta.libtorchPath };
+    });
+}
+
+/** What LibTorch installations are visible on this machine (for the loader's choice and its error message). */
+export function detectLibtorch(): { path: string; version?: string }[] {
+  const found: { path: string; version?: string }[] = [];
+  const dirs = new Set<string>();
+  if (process.env.LIBTORCH) dirs.add(path.join(process.env.LIBTORCH, 'lib'));
+  for (const d of ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/local/lib', '/opt/libtorch/lib', '/usr/local/libtorch/lib']) dirs.add(d);
+  for (const d of dirs) {
+    try {
+      const files = fs.readdirSync(d).filter((f) => f.startsWith('libtorch.so') || f.startsWith('libtorch_cpu.so'));
+      if (files.length === 0) continue;
+      const ver = files.map((f) => /\.so\.([0-9.]+)$/.exec(f)?.[1]).filter(Boolean).sort((a, b) => b!.length - a!.length)[0];
+      found.push({ path: d, version: ver });
+    } catch { /* not there */ }
+  }
+  return found;
+}
+
+/** Maps a dlopen/require failure message to its likely cause and fix (exported for tests). */
+export function diagnoseLoadFailure(message: string): { cause: string; fix: string } {
+  if (/libtorch[_a-z]*\.so|libc10[_a-z]*\.so/.test(message) && /cannot open shared object/.test(message)) {
+    return {
+      cause: 'the LibTorch shared libraries (libtorch*.so / libc10*.so) the addon was linked against are missing',
+      fix: 'install LibTorch (sudo apt-get install libtorch-dev on Debian/Ubuntu, or pip install torch) and run `npm rebuild hvae-native`',
+    };
+  }
+  if (/libcud|libnv|torch_cuda/.test(message)) {
+    return {
+      cause: 'the addon was built against a CUDA LibTorch whose CUDA libraries are not present (wrong flavour)',
+      fix: 'rebuild against the LibTorch on this machine: `npm rebuild hvae-native` (LIBTORCH=/path/to/libtorch to choose one)',
+    };
+  }
+  if (/undefined symbol: .*(cxx11|St7__cxx11)/.test(message)) {
+    return {
+      cause: 'C++ ABI mismatch: the addon and LibTorch disagree on _GLIBCXX_USE_CXX11_ABI',
+      fix: 'rebuild from source so LibTorch\'s own TORCH_CXX_FLAGS are used: `npm rebuild hvae-native`',
+    };
+  }
+  if (/undefined symbol/.test(message)) {
+    return {
+      cause: 'the LibTorch found at run time is a different version from the one the addon was built against',
+      fix: 'rebuild against the installed LibTorch: `npm rebuild hvae-native`',
+    };
+  }
+  if (/Cannot find module|ENOENT|: not found$/.test(message)) {
+    return {
+      cause: 'the addon has not been built',
+      fix: 'build it: `npm run build:native` (needs cmake, a C++17 compiler and LibTorch; see README "Troubleshooting")',
+    };
+  }
+  return { cause: 'the addon could not be loaded', fix: 'rebuild it with `npm rebuild hvae-native` and see README "Troubleshooting"' };
+}
+
+let cached: NativeAddon | undefined;
+let loadedFrom: string | undefined;
+
+/** Where the loaded addon came from (after a successful load). */
+export function nativePath(): string | undefined {
+  return loadedFrom;
+}
+
+/** Loads (once) and returns the native addon, or throws ERR_HVAE_LOAD with a full explanation. */
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  const candidates: string[] = [];
+  if (process.env.HVAE_NATIVE_PATH) {
+    candidates.push(path.resolve(process.env.HVAE_NATIVE_PATH));
+  } else {
+    const prebuilds = listPrebuilds();
+    const present = new Set(detectLibtorch().map((l) => l.path));
+    const matching = prebuilds.filter((p) => p.libtorchPath && present.has(p.libtorchPath));
+    candidates.push(...matching.map((p) => p.file));
+    candidates.push(path.join(PACKAGE_ROOT, 'build', 'Release', 'hvae_native.node'));
+    candidates.push(...prebuilds.filter((p) => !matching.includes(p)).map((p) => p.file));
+  }
+  const tried: string[] = [];
+  for (const file of candidates) {
+    if (!fs.existsSync(file)) {
+      tried.push(`${file}: not found`);
+      continue;
+    }
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      cached = require(file) as NativeAddon;
+      loadedFrom = file;
+      return cached;
+    } catch (e) {
+      tried.push(`${file}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  const libs = detectLibtorch();
+  const lastFailure = tried.find((t) => !t.endsWith('not found')) ?? tried[tried.length - 1] ?? '';
+  const { cause, fix } = diagnoseLoadFailure(lastFailure);
+  const message = [
+    'hvae-native: the native addon could not be loaded.',
+    'Tried:',
+    ...tried.map((t) => `  - ${t}`),
+    'Found:',
+    `  - platform ${process.platform}-${process.arch}, Node ${process.version} (N-API ${process.versions.napi})`,
+    libs.length
+      ? `  - LibTorch: ${libs.map((l) => `${l.path}${l.version ? ` (libtorch.so.${l.version})` : ''}`).join(', ')}`
+      : '  - LibTorch: none found (LIBTORCH unset; nothing in /usr/lib/*-linux-gnu, /usr/local/lib, /opt/libtorch)',
+    `  - CUDA: ${fs.existsSync('/proc/driver/nvidia/version') ? 'NVIDIA driver present' : 'no NVIDIA driver'}`,
+    `Likely cause: ${cause}.`,
+    `Fix: ${fix}.`,
+  ].join('\n');
+  throw new HVAEError('ERR_HVAE_LOAD', message);
+}
