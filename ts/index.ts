@@ -81,3 +81,13 @@ export function setNumThreads(n: number): number {
 export function getNumThreads(): number {
   return loadNative().getNumThreads();
 }
+
+export * from './data/index.js';
+export { fit, Trainer, resolveFitOptions, evaluateElbo } from './train.js';
+export type { FitOptions, FitResult, ProgressEvent, EpochEvent } from './train.js';
+export { klWarmup, freeNatsSchedule } from './schedules.js';
+export { evaluateOOD, scoreDataset, compareSets, equalSizePairs, reportMarkdown, reportJson } from './evaluate.js';
+export type { EvaluateOptions, EvaluationReport, EvaluationRow, SetScores } from './evaluate.js';
+export { OODDetector, saveWithDetector, loadDetector } from './detector.js';
+export type { DetectorOptions, DetectorScores, DetectorPredictions, DetectorState } from './detector.js';
+export { writeImageGrid, imageGrid } from './images.js';
