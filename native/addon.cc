@@ -619,6 +619,12 @@ Napi::Value SetConvTranspose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value SetCpuFastPaths(const Napi::CallbackInfo& info) {
+  Napi::Object o = info[0].As<Napi::Object>();
+  setCpuFastPaths(getBool(o, "channelsLast", cpuChannelsLast()), getBool(o, "linearAsConv", cpuLinearAsConv()));
+  return info.Env().Undefined();
+}
+
 Napi::Value SetCudnn(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
   if (has(o, "benchmark")) compat::setCudnnBenchmark(getBool(o, "benchmark", false));
@@ -684,6 +690,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("setConvTranspose", Napi::Function::New(env, SetConvTranspose));
   exports.Set("setCudnn", Napi::Function::New(env, SetCudnn));
+  exports.Set("setCpuFastPaths", Napi::Function::New(env, SetCpuFastPaths));
   exports.Set("_throw", Napi::Function::New(env, Throw));
   exports.Set("_spin", Napi::Function::New(env, Spin));
   return exports;

@@ -83,12 +83,13 @@ std::vector<GroupResult> runGroups(HVAEImpl& m, const Tensor& x, const std::vect
   for (int g = 0; g < G; ++g) globalSegs.push_back({g, offset[g], rows[g]});
 
   // ---- encoder: stage 1 and the posterior-mean path, once per example (§4.4) ----
+  // (On CPU the activations flow in channels-last layout; results do not depend on it.)
   int maxJoin = 0;
   for (const auto& gs : groups)
     if (gs.encJoin < gs.postHi) maxJoin = std::max(maxJoin, gs.encJoin);
   std::vector<GaussianParams> meanPath(L);
   std::vector<Tensor> meanH(L);
-  meanH[0] = m.encode(0, x, Tensor());
+  meanH[0] = m.encode(0, x.is_cpu() && cpuChannelsLast() ? x.contiguous(at::MemoryFormat::ChannelsLast) : x, Tensor());
   meanPath[0] = m.qParams(0, meanH[0]);
   for (int i = 1; i <= maxJoin; ++i) {
     meanH[i] = m.encode(i, m.qProject(i - 1, meanPath[i - 1].mu), meanH[i - 1]);

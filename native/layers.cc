@@ -25,6 +25,17 @@ InitScope::InitScope() : previous_(tInitActive) { tInitActive = true; }
 InitScope::~InitScope() { tInitActive = previous_; }
 bool InitScope::active() { return tInitActive; }
 
+namespace {
+std::atomic<bool> gChannelsLast{true};
+std::atomic<bool> gLinearAsConv{true};
+}  // namespace
+void setCpuFastPaths(bool channelsLast, bool linearAsConv) {
+  gChannelsLast = channelsLast;
+  gLinearAsConv = linearAsConv;
+}
+bool cpuChannelsLast() { return gChannelsLast.load(); }
+bool cpuLinearAsConv() { return gLinearAsConv.load(); }
+
 void setConvTransposeImpl(ConvTransposeImpl impl) { gConvTImpl = static_cast<int>(impl); }
 ConvTransposeImpl convTransposeImpl() {
   const int v = gConvTImpl.load();
@@ -189,8 +200,9 @@ Tensor WNLayerImpl::forward(const Tensor& x) {
   if (initPending_ && InitScope::active()) dataDependentInit(x);
   const bool useFold = !torch::GradMode::is_enabled();
   const bool subpixel = kind_ == WNKind::ConvTranspose && convTransposeImpl() == ConvTransposeImpl::Subpixel;
+  const bool channelsLast = x.is_cpu() && cpuChannelsLast();
   Tensor w, b;
-  if (useFold && folded_ && foldedSubpixel_ == subpixel && foldedW_.device() == x.device()) {
+  if (useFold && folded_ && foldedSubpixel_ == subpixel && foldedChannelsLast_ == channelsLast && foldedW_.device() == x.device()) {
     w = foldedW_;
     b = foldedB_;
   } else {
@@ -200,10 +212,12 @@ Tensor WNLayerImpl::forward(const Tensor& x) {
       w = subpixelWeight(w);
       b = bias.repeat_interleave(stride_ * stride_);
     }
+    if (useFold && channelsLast && (kind_ == WNKind::Conv || subpixel)) w = w.contiguous(at::MemoryFormat::ChannelsLast);
     if (useFold) {
       foldedW_ = w;
       foldedB_ = b;
       foldedSubpixel_ = subpixel;
+      foldedChannelsLast_ = channelsLast;
       folded_ = true;
     }
   }
@@ -221,6 +235,11 @@ Tensor WNLayerImpl::forward(const Tensor& x) {
     }
     case WNKind::Linear:
     default:
+      if (x.is_cpu() && cpuLinearAsConv()) {
+        // y = x W^T + b as a 1x1 convolution over a 1x1 image: the same sums, computed by oneDNN.
+        Tensor y = at::conv2d(x.reshape({x.size(0), in_, 1, 1}), w.view({out_, in_, 1, 1}), b);
+        return y.view({x.size(0), out_});
+      }
       return at::linear(x, w, b);
   }
 }

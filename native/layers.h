@@ -39,6 +39,13 @@ enum class ConvTransposeImpl { Native, Subpixel };
 void setConvTransposeImpl(ConvTransposeImpl impl);
 ConvTransposeImpl convTransposeImpl();
 
+// CPU fast paths (both on by default; switchable for benchmarks and comparisons):
+//  - channels-last (NHWC) activations and folded weights: oneDNN's native layout, no reorder per convolution;
+//  - dense layers as 1x1 convolutions: oneDNN's GEMM instead of the reference BLAS Debian's LibTorch links.
+void setCpuFastPaths(bool channelsLast, bool linearAsConv);
+bool cpuChannelsLast();
+bool cpuLinearAsConv();
+
 // A weight-normalised layer (W = g * v / ||v||, §2.3) with bias and data-dependent initialisation (§2.4).
 //  - Conv: weight_v (out,in,k,k), weight_g (out,1,1,1); TF-style "same" padding (§2.2).
 //  - ConvTranspose: weight_v (in,out,k,k), weight_g (1,out,1,1); output n*s after the crop of §2.2.
@@ -83,6 +90,7 @@ class WNLayerImpl : public torch::nn::Module {
   mutable Tensor foldedW_, foldedB_;
   mutable bool folded_ = false;
   mutable bool foldedSubpixel_ = false;
+  mutable bool foldedChannelsLast_ = false;
 };
 TORCH_MODULE(WNLayer);
 

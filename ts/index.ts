@@ -91,3 +91,5 @@ export type { EvaluateOptions, EvaluationReport, EvaluationRow, SetScores } from
 export { OODDetector, saveWithDetector, loadDetector } from './detector.js';
 export type { DetectorOptions, DetectorScores, DetectorPredictions, DetectorState } from './detector.js';
 export { writeImageGrid, imageGrid } from './images.js';
+export * from './plots.js';
+export { runEvaluation, latentReconstructions } from './report.js';

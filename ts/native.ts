@@ -90,6 +90,7 @@ export interface NativeAddon {
   getNumThreads(): number;
   setConvTranspose(mode: 'native' | 'subpixel'): void;
   setCudnn(options: { benchmark?: boolean; allowTF32?: boolean }): void;
+  setCpuFastPaths(options: { channelsLast?: boolean; linearAsConv?: boolean }): void;
   _throw(kind: string): Promise<void>;
   _spin(ms: number): Promise<void>;
 }
