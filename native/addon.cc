@@ -360,6 +360,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           x = prepareInput(in.tensor().to(st->device), tr, threshold, st->generator);
         }
         opt.noise = noiseTensors(noise, st->device);
+        std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
+        if (const char* p = std::getenv("HVAE_PROFILE")) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(p));
         *result = trainStep(*st->model, st->adam, x, opt, st->generator);
       };
       job->result = [result](Napi::Env env) -> Napi::Value {
@@ -581,6 +583,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+struct AddonData {
+  Napi::FunctionReference modelConstructor;
+};
+
 Napi::Value Versions(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -684,7 +690,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     }
     gNumThreads = n;
   }
-  exports.Set("NativeModel", ModelWrap::Define(env));
+  // Per-environment state (the main thread and every worker_threads worker get their own): the class
+  // constructor, released by N-API when the environment is torn down.
+  Napi::Function ctor = ModelWrap::Define(env);
+  auto* data = new AddonData{Napi::Persistent(ctor)};
+  env.SetInstanceData<AddonData>(data);
+  exports.Set("NativeModel", ctor);
   exports.Set("versions", Napi::Function::New(env, Versions));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));

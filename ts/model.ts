@@ -84,8 +84,10 @@ export interface Scores {
   boundAboveK: Record<number, Float32Array>;
   /** LLR>k = L^S - L>k for each requested k. Higher = more out-of-distribution. */
   llr: Record<number, Float32Array>;
-  /** L<l for each requested l (appendix E). */
+  /** L<l for each requested l (appendix E): latents l..L from the prior, the lower ones from the posterior. */
   boundBelowL: Record<number, Float32Array>;
+  /** LLR>k<l = L<l - L>k (appendix E) for every requested k and l with k < l, keyed `${k},${l}`. */
+  llrAboveKBelowL: Record<string, Float32Array>;
   /** The S single-sample ELBOs, shape [S, size], if requested. */
   elboSamples?: { data: Float32Array; shape: [number, number] };
   /** log p(x|z) and per-layer KL of each L>k (null for prior layers), if requested. */
@@ -444,7 +446,16 @@ export class HVAE {
       llr[k] = d;
     }
     const boundBelowL: Record<number, Float32Array> = {};
-    for (const [l, v] of Object.entries(r.belowL)) boundBelowL[Number(l)] = v;
+    const llrAboveKBelowL: Record<string, Float32Array> = {};
+    for (const [l, v] of Object.entries(r.belowL)) {
+      boundBelowL[Number(l)] = v;
+      for (const k of ks) {
+        if (k >= Number(l)) continue;
+        const d = new Float32Array(n);
+        for (let i = 0; i < n; i++) d[i] = v[i] - boundAboveK[k][i];
+        llrAboveKBelowL[`${k},${l}`] = d;
+      }
+    }
     const out: Scores = {
       size: n,
       elbo: r.elbo,
@@ -454,6 +465,7 @@ export class HVAE {
       boundAboveK,
       llr,
       boundBelowL,
+      llrAboveKBelowL,
     };
     if (r.elboSamples) out.elboSamples = { data: r.elboSamples.data, shape: r.elboSamples.shape as [number, number] };
     if (details) {

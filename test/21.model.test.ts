@@ -1,0 +1,124 @@
+/**
+ * The model beyond the fixtures: the bounds' internal consistency (shared vs separate computation, chunking,
+ * L<l), the paper-intent options, generation, and the two transposed-convolution paths.
+ */
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { HVAE, readSafetensors, ImageBatch } from 'hvae-native';
+import { loadNative } from '../lib/native.js';
+import { FIXTURES } from './setup.js';
+
+type T = { data: Float32Array; shape: number[] };
+const noiseFile = () => readSafetensors(path.join(FIXTURES, 'grey', 'noise.safetensors')).tensors;
+function batchOf(name: string, n = 64): ImageBatch {
+  const t = readSafetensors(path.join(FIXTURES, 'grey', 'inputs.safetensors')).tensors.get(name)!;
+  return { data: (t.data as Float32Array).subarray(0, n * 784), shape: [n, 1, 28, 28] };
+}
+function twice(t: T): T {
+  const data = new Float32Array(t.data.length * 2);
+  data.set(t.data);
+  data.set(t.data, t.data.length);
+  return { data, shape: [t.shape[0] * 2, ...t.shape.slice(1)] };
+}
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+describe('21 model: bounds, options, generation', function () {
+  this.timeout(300000);
+  let model: HVAE;
+  before(() => { model = HVAE.load(path.join(FIXTURES, 'grey', 'weights.safetensors'), { config: 'fashionmnist' }); });
+  after(() => model.dispose());
+
+  it('L<L is the ELBO (same noise), and LLR>k<l = L<l - L>k', async function () {
+    const n = noiseFile();
+    const e = (k: string) => n.get(k) as T;
+    const x = batchOf('x_fashion');
+    // Rows per layer: the groups continuing from the layer below, then those joining. Layer 1: [ELBO, L<3],
+    // layers 2 and 3: [ELBO, L<3, L>1]. The same noise for the ELBO and L<3 makes them identical.
+    const s = await model.scores(x, { k: [1], belowL: [3], _noise: [twice(e('eps.elbo.z1')), cat3(e('eps.elbo.z2'), e('eps.elbo.z2'), e('eps.k1.z2')), cat3(e('eps.elbo.z3'), e('eps.elbo.z3'), e('eps.k1.z3'))] });
+    assert.ok(maxAbsDiff(s.boundBelowL[3], s.elbo) < 1e-3);
+    const d = s.llrAboveKBelowL['1,3'];
+    for (let i = 0; i < d.length; i++) assert.equal(d[i], Math.fround(s.boundBelowL[3][i] - s.boundAboveK[1][i]));
+    // L<1 keeps only z1 from the posterior: finite and below the ELBO on average for trained-ish weights.
+    const t = await model.scores(x, { k: [], belowL: [1, 2] });
+    for (const l of [1, 2]) for (const v of t.boundBelowL[l]) assert.ok(Number.isFinite(v));
+  });
+
+  it('L>L (all latents from the prior mode) is deterministic and independent of chunking', async function () {
+    const x = batchOf('x_mnist', 16);
+    const a = await model.scores(x, { k: [3], chunkRows: 1 });
+    const b = await model.scores(x, { k: [3], chunkRows: 4096 });
+    assert.ok(maxAbsDiff(a.boundAboveK[3], b.boundAboveK[3]) < 1e-3);
+  });
+
+  it('importance weighting: L^S is (statistically) at least the mean one-sample ELBO, and chunking does not bias it', async function () {
+    const x = batchOf('x_fashion', 8);
+    const s = await model.scores(x, { k: [], importanceSamples: 32, returnElboSamples: true, chunkRows: 40 });
+    for (let i = 0; i < 8; i++) {
+      let mean = 0;
+      for (let j = 0; j < 32; j++) mean += s.elboSamples!.data[j * 8 + i] / 32;
+      assert.ok(s.elbo[i] >= mean - 1e-3, `L^S ${s.elbo[i]} < mean ELBO ${mean}`);
+    }
+  });
+
+  it("lowerLatents 'sample' (the paper's expectation) differs from the mode rule but stays finite", async function () {
+    const x = batchOf('x_fashion', 16);
+    const a = await model.scores(x, { k: [1, 2] });
+    const b = await model.scores(x, { k: [1, 2], lowerLatents: 'sample' });
+    assert.ok(maxAbsDiff(a.boundAboveK[1], b.boundAboveK[1]) > 1e-2);
+    for (const v of b.llr[2]) assert.ok(Number.isFinite(v));
+  });
+
+  it("skipConnections 'paper' adds the 1x1 skips the reference drops, and trains", async function () {
+    const ref = HVAE.create({ preset: 'fashionmnist' });
+    const paper = HVAE.create({ preset: 'fashionmnist', skipConnections: 'paper' });
+    const extra = paper.parameters().filter((p) => !ref.parameters().some((q) => q.name === p.name));
+    // Encoder stages 2 and 3 (3 blocks each) and generative block 0 of stages 1 and 2: 8 skips x (v, g, b).
+    assert.equal(extra.length, 24);
+    assert.ok(extra.every((p) => /aux_op\.conv\.(weight_v|weight_g|bias)$/.test(p.name)));
+    const data = new Uint8Array(16 * 784).fill(70);
+    const r = await paper.trainStep({ data, shape: [16, 1, 28, 28] });
+    assert.ok(Number.isFinite(r.lossMean));
+    ref.dispose();
+    paper.dispose();
+  });
+
+  it('generation: prior samples, reconstructions and latent reconstructions in [0, 1]', async function () {
+    const x = batchOf('x_mnist', 5);
+    for (const g of [await model.generate({ n: 3 }), await model.reconstruct(x), await model.reconstruct(x, 2, { posteriorMean: true }), await model.generate({ n: 2, sampleOutput: true })]) {
+      assert.equal(g.shape[1], 1);
+      for (const v of g.data) assert.ok(v >= 0 && v <= 1);
+    }
+    const a = await model.reconstruct(x, 0, { posteriorMean: true });
+    const b = await model.reconstruct(x, 0, { posteriorMean: true });
+    assert.deepEqual(a.data, b.data, 'posterior-mean reconstructions are deterministic');
+    const c = await model.reconstruct(x, 3, { posteriorMean: true });
+    assert.ok(maxAbsDiff(a.data, c.data) > 0.05, 'k = L ignores the image');
+  });
+
+  it('the subpixel and native transposed convolutions agree', async function () {
+    const addon = loadNative();
+    const x = batchOf('x_fashion', 8);
+    const zero = [{ data: new Float32Array(8 * 8 * 14 * 14), shape: [8, 8, 14, 14] }, { data: new Float32Array(8 * 16), shape: [8, 16] }, { data: new Float32Array(8 * 8), shape: [8, 8] }];
+    try {
+      addon.setConvTranspose('native');
+      const a = await model.scores(x, { k: [], _noise: zero });
+      addon.setConvTranspose('subpixel');
+      const b = await model.scores(x, { k: [], _noise: zero });
+      assert.ok(maxAbsDiff(a.elbo, b.elbo) < 1e-3, `${maxAbsDiff(a.elbo, b.elbo)}`);
+    } finally {
+      addon.setConvTranspose('subpixel');
+    }
+  });
+});
+
+function cat3(a: T, b: T, c: T): T {
+  const data = new Float32Array(a.data.length + b.data.length + c.data.length);
+  data.set(a.data);
+  data.set(b.data, a.data.length);
+  data.set(c.data, a.data.length + b.data.length);
+  return { data, shape: [a.shape[0] + b.shape[0] + c.shape[0], ...a.shape.slice(1)] };
+}
