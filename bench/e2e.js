@@ -1,0 +1,30 @@
+'use strict';
+// One end-to-end scoring run (benchmark (c)): MNIST test from its IDX .gz file, read in batches with read-ahead,
+// scored (k = 0, 1, 2, S = 1), one JSON line per image written to a file. Prints {seconds, maxRssMB}.
+//   node bench/e2e.js ours WEIGHTS N OUT DEVICE THREADS
+const fs = require('node:fs');
+const path = require('node:path');
+const hv = require('..');
+
+(async () => {
+  const [, , , weights, nStr, out, device, threads] = process.argv;
+  hv.setNumThreads(Number(threads));
+  const shared = process.env.HVAE_SHARED || path.resolve(__dirname, '..', '..', 'shared');
+  const t0 = process.hrtime.bigint();
+  const model = hv.HVAE.load(weights, { config: 'fashionmnist', device });
+  const ds = await hv.openIdx(path.join(shared, 'data', 'mnist', 't10k-images-idx3-ubyte.gz'));
+  const n = Math.min(Number(nStr), ds.length);
+  const view = n < ds.length ? hv.subset(ds, Array.from({ length: n }, (_, i) => i)) : ds;
+  const fd = fs.openSync(out, 'w');
+  for await (const b of hv.batches(view, { batchSize: device === 'cpu' ? 250 : 2000, readAhead: 2 })) {
+    const s = await model.scores(b.images, { k: [0, 1, 2] });
+    let text = '';
+    for (let i = 0; i < s.size; i++) {
+      text += `${JSON.stringify({ index: b.indices[i], elbo: s.elbo[i], 'L>1': s.boundAboveK[1][i], 'L>2': s.boundAboveK[2][i], 'LLR>1': s.llr[1][i], 'LLR>2': s.llr[2][i] })}\n`;
+    }
+    fs.writeSync(fd, text);
+  }
+  fs.closeSync(fd);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  console.log(JSON.stringify({ seconds, images: n, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
+})().catch((e) => { console.error(e); process.exit(1); });

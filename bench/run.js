@@ -1,0 +1,208 @@
+#!/usr/bin/env node
+'use strict';
+// npm run bench: hvae-native against the PyTorch reference (bench/reference, both flavours: the official recipe
+// and the best eager PyTorch), same weights, batch, device and thread count, in the same run.
+//   (a) the full OOD scoring of a batch: L^S plus L>k for k = 0, 1, 2, at S = 1 and S = 64 (fashionmnist);
+//   (b) one training step at batch 128;
+//   (c) scoring a dataset end to end from files (read, decode, score, write): images/s and peak memory;
+//   (d) (a) and (b) for the cifar10 preset.
+// Ours: Benchmark.js (deferred) for (a), (b), (d); a plain timed harness for (c). Median of >= 5 runs after warm-up.
+//
+//   node bench/run.js [--device cpu|cuda] [--threads N] [--only a,b,c,d] [--quick] [--out results.json] [--md bench/RESULTS.md]
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const Benchmark = require('benchmark');
+const hv = require('..');
+const { loadNative } = require('../lib/native.js');
+const { modelFlops, scoringFlops } = require('./flops.js');
+
+const ROOT = path.resolve(__dirname, '..');
+const SHARED = process.env.HVAE_SHARED || path.resolve(ROOT, '..', 'shared');
+const args = process.argv.slice(2);
+const opt = (name, def) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : def; };
+const flag = (name) => args.includes(`--${name}`);
+const device = opt('device', 'cpu');
+const threads = Number(opt('threads', device === 'cpu' ? String(os.cpus().length) : '4'));
+const only = new Set((opt('only', 'a,b,c,d')).split(','));
+const quick = flag('quick');
+const REPEATS = Math.max(5, Number(opt('repeats', '5')));
+const PY = process.env.HVAE_PYTHON || '/usr/bin/python3';
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hvae-bench-'));
+
+hv.setNumThreads(threads);
+const median = (a) => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const log = (...m) => process.stderr.write(`${m.join(' ')}\n`);
+
+function py(argv) {
+  const r = spawnSync(PY, [path.join(__dirname, 'reference', 'bench_ref.py'), ...argv, '--threads', String(threads), '--json',
+    ...(device !== 'cpu' ? ['--device', device] : [])], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`bench_ref.py ${argv.join(' ')} failed:\n${r.stderr}`);
+  const lines = r.stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+/** Runs an async function with Benchmark.js (deferred), at least `REPEATS` samples; returns seconds per call (median). */
+function bench(name, fn) {
+  return new Promise((resolve, reject) => {
+    const b = new Benchmark(name, {
+      defer: true,
+      minSamples: REPEATS,
+      maxTime: 1e-3, // stop as soon as minSamples is reached: each call takes seconds
+      initCount: 1,
+      fn(deferred) { fn().then(() => deferred.resolve(), reject); },
+      onError: (e) => reject(e.target.error),
+      onComplete() { resolve({ median: median(this.stats.sample), samples: this.stats.sample.slice() }); },
+    });
+    fn().then(() => b.run({ async: true }), reject); // warm-up call
+  });
+}
+
+function imagesOf(n, shape, seed) {
+  const data = new Uint8Array(n * shape[0] * shape[1] * shape[2]);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < data.length; i++) { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; data[i] = s & 255; }
+  return { data, shape: [n, ...shape] };
+}
+
+/** A realistic batch: FashionMNIST test images (uint8) for the grey model; random pixels for CIFAR shapes. */
+async function batchFor(preset, n) {
+  if (preset === 'fashionmnist') {
+    const ds = await hv.loadDataset('FashionMNIST', { split: 'test' });
+    const b = await ds.read(Array.from({ length: n }, (_, i) => i % ds.length));
+    return b.images;
+  }
+  return imagesOf(n, [3, 32, 32], 7);
+}
+
+/** Both sides use the same weights: the grey fixture for fashionmnist, a reference-initialised model for cifar10. */
+function weightsFor(preset) {
+  if (preset === 'fashionmnist') return path.join(SHARED, 'fixtures', 'grey', 'weights.safetensors');
+  const file = path.join(tmp, `${preset}.safetensors`);
+  if (!fs.existsSync(file)) py(['--preset', preset, '--task', 'init', '--save-weights', file, '--batch', '16']);
+  return file;
+}
+
+async function convRate() {
+  // The device's convolution rate on the model's dominant convolution (64 -> 64, 5x5, 28x28, batch 128), measured
+  // with the same LibTorch kernels through PyTorch.
+  return py(['--task', 'convrate']).gflops;
+}
+
+async function scoring(preset, S, batch, rows) {
+  const weights = weightsFor(preset);
+  const model = hv.HVAE.load(weights, { config: preset, device });
+  const images = await batchFor(preset, batch);
+  const ks = [0, 1, 2];
+  const ours = await bench(`hvae-native ${preset} S=${S}`, () => model.scores(images, { k: ks, importanceSamples: S }));
+  model.dispose();
+  const common = ['--preset', preset, '--task', 'score', '--batch', String(batch), '--samples', String(S), '--ks', '0,1,2', '--weights', weights, '--repeats', String(REPEATS), '--warmup', '1'];
+  const official = py([...common, '--flavour', 'official']);
+  const optimized = py([...common, '--flavour', 'optimized']);
+  const f = scoringFlops(hv.resolveConfig({ preset }), S, ks);
+  const r = {
+    task: `(${preset === 'fashionmnist' ? 'a' : 'd'}) scoring, L^S + L>k for k = 0,1,2`, preset, S, batch,
+    oursImagesPerS: batch / ours.median, officialImagesPerS: official.images_per_s_median, optimizedImagesPerS: optimized.images_per_s_median,
+    flopsPerImageOurs: f.ours, flopsPerImageOfficial: f.official,
+  };
+  r.vsOfficial = r.oursImagesPerS / r.officialImagesPerS;
+  r.vsOptimized = r.oursImagesPerS / r.optimizedImagesPerS;
+  rows.push(r);
+  log(JSON.stringify(r));
+}
+
+async function training(preset, batch, rows) {
+  const weights = weightsFor(preset);
+  const model = hv.HVAE.load(weights, { config: preset, device });
+  const images = await batchFor(preset, batch);
+  // A tiny learning rate keeps the weights (and so the work) the same from step to step.
+  const ours = await bench(`hvae-native train ${preset}`, () => model.trainStep(images, { lr: 1e-12, beta: 1, freeNats: 2 }));
+  model.dispose();
+  const common = ['--preset', preset, '--task', 'train', '--batch', String(batch), '--weights', weights, '--repeats', String(REPEATS), '--warmup', '1'];
+  const official = py([...common, '--flavour', 'official']);
+  const optimized = py([...common, '--flavour', 'optimized']);
+  const fl = modelFlops(hv.resolveConfig({ preset })).total * 3; // forward + backward (about twice the forward)
+  const r = {
+    task: `(${preset === 'fashionmnist' ? 'b' : 'd'}) training step`, preset, batch,
+    oursImagesPerS: batch / ours.median, officialImagesPerS: official.images_per_s_median, optimizedImagesPerS: optimized.images_per_s_median,
+    flopsPerImageOurs: fl, flopsPerImageOfficial: fl,
+  };
+  r.vsOfficial = r.oursImagesPerS / r.officialImagesPerS;
+  r.vsOptimized = r.oursImagesPerS / r.optimizedImagesPerS;
+  rows.push(r);
+  log(JSON.stringify(r));
+}
+
+async function endToEnd(rows) {
+  // (c) MNIST test from its IDX .gz file: read, decode, score (k = 0, 1, 2, S = 1), write one JSON line per image.
+  const n = quick ? 2000 : 10000;
+  const weights = weightsFor('fashionmnist');
+  const out = path.join(tmp, 'scores.jsonl');
+  const run = (side) => spawnSync(process.execPath, [path.join(__dirname, 'e2e.js'), side, weights, String(n), out, device, String(threads)], { encoding: 'utf8' });
+  const times = [];
+  let rss = 0;
+  for (let i = 0; i < (quick ? 2 : 3); i++) {
+    const r = run('ours');
+    if (r.status !== 0) throw new Error(r.stderr);
+    const j = JSON.parse(r.stdout.trim().split('\n').pop());
+    times.push(j.seconds);
+    rss = Math.max(rss, j.maxRssMB);
+  }
+  const ref = py(['--task', 'e2e', '--flavour', 'optimized', '--weights', weights, '--input', path.join(SHARED, 'data', 'mnist', 't10k-images-idx3-ubyte.gz'), '--limit', String(n), '--output', path.join(tmp, 'ref.jsonl'), '--repeats', quick ? '2' : '3']);
+  const r = { task: '(c) end to end: MNIST test IDX.gz -> scores.jsonl', preset: 'fashionmnist', images: n, oursImagesPerS: n / median(times), oursPeakRssMB: rss, optimizedImagesPerS: ref.images_per_s_median, optimizedPeakRssMB: ref.peak_rss_mb };
+  r.vsOptimized = r.oursImagesPerS / r.optimizedImagesPerS;
+  rows.push(r);
+  log(JSON.stringify(r));
+}
+
+function machine() {
+  let cpu = os.cpus()[0]?.model ?? 'unknown';
+  const v = hv.versions;
+  const pyv = spawnSync(PY, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim();
+  return { cpu, cores: os.cpus().length, memoryGB: Math.round(os.totalmem() / 2 ** 30), device, threads, libtorch: v.libtorch, flavour: v.flavour, cuda: v.cuda, pytorch: pyv, node: process.version, date: new Date().toISOString() };
+}
+
+function markdown(res) {
+  const m = res.machine;
+  const f = (v, d = 1) => (v === undefined || v === null ? '-' : Number(v).toFixed(d));
+  const lines = [
+    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB; device ${m.device}; ${m.threads} threads; LibTorch ${m.libtorch} (${m.flavour}) for hvae-native, PyTorch ${m.pytorch} for the reference; Node ${m.node}; ${m.date}.`,
+    `Convolution rate of this device (64->64 5x5 at 28x28, batch 128): ${f(res.convGflops)} GFLOP/s.`,
+    '',
+    '| benchmark | batch | hvae-native img/s | official recipe img/s | optimised PyTorch img/s | vs official | vs optimised | % of conv rate (ours) |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of res.rows) {
+    const pct = r.flopsPerImageOurs && res.convGflops ? (100 * r.oursImagesPerS * r.flopsPerImageOurs / 1e9 / res.convGflops) : undefined;
+    const name = `${r.task}${r.S !== undefined ? `, S = ${r.S}` : ''} (${r.preset})`;
+    lines.push(`| ${name} | ${r.batch ?? r.images} | ${f(r.oursImagesPerS)}${r.oursPeakRssMB ? ` (peak ${f(r.oursPeakRssMB, 0)} MB)` : ''} | ${f(r.officialImagesPerS)} | ${f(r.optimizedImagesPerS)}${r.optimizedPeakRssMB ? ` (peak ${f(r.optimizedPeakRssMB, 0)} MB)` : ''} | ${r.vsOfficial ? `${f(r.vsOfficial, 2)}x` : '-'} | ${f(r.vsOptimized, 2)}x | ${pct === undefined ? '-' : f(pct, 0)} |`);
+  }
+  lines.push('', `Command: \`${res.command}\``);
+  return lines.join('\n');
+}
+
+(async () => {
+  const res = { machine: machine(), command: `node bench/run.js ${args.join(' ')}`.trim(), rows: [] };
+  log(JSON.stringify(res.machine));
+  res.convGflops = await convRate();
+  const b1 = device === 'cpu' ? (quick ? 50 : 100) : 2000;
+  const b64 = device === 'cpu' ? (quick ? 4 : 10) : 500;
+  if (only.has('a')) {
+    await scoring('fashionmnist', 1, b1, res.rows);
+    await scoring('fashionmnist', 64, b64, res.rows);
+  }
+  if (only.has('b')) await training('fashionmnist', 128, res.rows);
+  if (only.has('c')) await endToEnd(res.rows);
+  if (only.has('d')) {
+    await scoring('cifar10', 1, device === 'cpu' ? 4 : 256, res.rows);
+    await training('cifar10', device === 'cpu' ? 16 : 128, res.rows);
+  }
+  const md = markdown(res);
+  console.log(md);
+  const out = opt('out');
+  if (out) fs.writeFileSync(out, `${JSON.stringify(res, null, 2)}\n`);
+  const mdFile = opt('md');
+  if (mdFile) fs.writeFileSync(mdFile, `# Benchmark results\n\n${md}\n`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+})().catch((e) => { console.error(e); process.exit(1); });
