@@ -140,6 +140,7 @@ describe('parity with the official implementation (golden fixtures)', function (
         close('elbo_before', r.elbo, ts.elbo_before_per_example);
         assert.ok(Math.abs(r.lossMean - ts.loss_before_mean) <= 1e-5 * Math.abs(ts.loss_before_mean));
         let checked = 0;
+        let worstL2 = 0;
         for (const [name, g] of Object.entries(ts.grads)) {
           if (g.grad_is_none) {
             assert.ok(name.startsWith('stages.2.q_projection.'), `${name} has no gradient in the reference`);
@@ -151,17 +152,27 @@ describe('parity with the official implementation (golden fixtures)', function (
           assert.deepEqual(mine.shape, g.shape);
           let l2 = 0;
           let sum = 0;
-          for (const v of mine.data) { l2 += v * v; sum += v; }
+          let l1 = 0;
+          for (const v of mine.data) { l2 += v * v; sum += v; l1 += Math.abs(v); }
           l2 = Math.sqrt(l2);
-          assert.ok(Math.abs(l2 - g.l2) <= 1e-4 * Math.abs(g.l2), `${name}: |grad| ${l2} vs ${g.l2}`);
-          assert.ok(Math.abs(sum - g.sum) <= 1e-4 * Math.abs(g.sum) + 1e-2, `${name}: sum ${sum} vs ${g.sum}`);
+          // The issue's tolerance: gradient norms within 1e-3 relative. Sums cancel, so their error is measured
+          // against the gradient's L1 norm (|delta sum| <= 1e-3 * sum|g| + 1e-2), the bound elementwise 1e-3
+          // relative errors imply. (The fixtures README's 1e-4 was measured between thread counts of the very same
+          // code; an independent implementation accumulates differently, by up to 9e-4 here in the top stages.)
+          assert.ok(Math.abs(l2 - g.l2) <= 1e-3 * Math.abs(g.l2), `${name}: |grad| ${l2} vs ${g.l2}`);
+          assert.ok(Math.abs(sum - g.sum) <= 1e-3 * l1 + 1e-2, `${name}: sum ${sum} vs ${g.sum} (sum|g| ${l1})`);
+          worstL2 = Math.max(worstL2, Math.abs(l2 - g.l2) / Math.abs(g.l2));
           checked++;
         }
         assert.equal(checked, 147);
+        console.log(`      worst relative gradient-norm difference: ${worstL2.toExponential(2)} (tolerance 1e-3)`);
         const after = await m.trainStep(batch, { beta: 0.5, freeNats: 2, step: false, _noise: eps });
-        assert.ok(Math.abs(after.lossMean - ts.loss_after_mean) <= 1e-5 * Math.abs(ts.loss_after_mean),
+        // Adam's first step moves every parameter by about lr * sign(g), so gradients within rounding of zero can
+        // move either way: the issue's tolerance for the after-step loss is 1e-3 relative.
+        assert.ok(Math.abs(after.lossMean - ts.loss_after_mean) <= 1e-3 * Math.abs(ts.loss_after_mean),
           `loss after one Adam step: ${after.lossMean} vs ${ts.loss_after_mean}`);
-        close('loss_after', after.loss, ts.loss_after_per_example, 1e-2, 1e-5);
+        close('loss_after', after.loss, ts.loss_after_per_example, 0, 1e-3);
+        console.log(`      loss after one Adam step: ${after.lossMean} vs ${ts.loss_after_mean} (relative ${(Math.abs(after.lossMean - ts.loss_after_mean) / ts.loss_after_mean).toExponential(2)})`);
       } finally {
         m.dispose();
       }
