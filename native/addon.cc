@@ -158,6 +158,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         st->model = HVAE(cfg);
       }
       st->model->to(device);
+      // Fixed shapes per call: let cuDNN pick the fastest algorithms (hvae-native.setCudnn to change it).
+      if (device.is_cuda()) compat::setCudnnBenchmark(true);
       st->model->requestInit(true);
       st->device = device;
       st->generator = compat::makeGenerator(device, seed);
@@ -621,7 +623,7 @@ Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number:
 
 Napi::Value SetConvTranspose(const Napi::CallbackInfo& info) {
   const std::string m = info[0].As<Napi::String>().Utf8Value();
-  setConvTransposeImpl(m == "native" ? ConvTransposeImpl::Native : ConvTransposeImpl::Subpixel);
+  setConvTransposeImpl(m == "native" ? ConvTransposeImpl::Native : m == "subpixel" ? ConvTransposeImpl::Subpixel : ConvTransposeImpl::Auto);
   return info.Env().Undefined();
 }
 

@@ -8,7 +8,7 @@ namespace F = torch::nn::functional;
 namespace hvae {
 
 namespace {
-std::atomic<int> gConvTImpl{-1};  // -1: automatic (subpixel on CPU, native elsewhere)
+std::atomic<int> gConvTImpl{static_cast<int>(ConvTransposeImpl::Auto)};
 
 // TF "same" padding for one dimension (§2.2): returns {lo, hi}.
 std::pair<int64_t, int64_t> samePadding(int64_t n, int64_t k, int64_t s) {
@@ -37,10 +37,7 @@ bool cpuChannelsLast() { return gChannelsLast.load(); }
 bool cpuLinearAsConv() { return gLinearAsConv.load(); }
 
 void setConvTransposeImpl(ConvTransposeImpl impl) { gConvTImpl = static_cast<int>(impl); }
-ConvTransposeImpl convTransposeImpl() {
-  const int v = gConvTImpl.load();
-  return v < 0 ? ConvTransposeImpl::Subpixel : static_cast<ConvTransposeImpl>(v);
-}
+ConvTransposeImpl convTransposeImpl() { return static_cast<ConvTransposeImpl>(gConvTImpl.load()); }
 
 // ---------------------------------------------------------------------------------------------------------------
 // WNLayer
@@ -199,7 +196,9 @@ void WNLayerImpl::dataDependentInit(const Tensor& x) {
 Tensor WNLayerImpl::forward(const Tensor& x) {
   if (initPending_ && InitScope::active()) dataDependentInit(x);
   const bool useFold = !torch::GradMode::is_enabled();
-  const bool subpixel = kind_ == WNKind::ConvTranspose && convTransposeImpl() == ConvTransposeImpl::Subpixel;
+  const ConvTransposeImpl impl = convTransposeImpl();
+  const bool subpixel = kind_ == WNKind::ConvTranspose &&
+                        (impl == ConvTransposeImpl::Subpixel || (impl == ConvTransposeImpl::Auto && x.is_cpu()));
   const bool channelsLast = x.is_cpu() && cpuChannelsLast();
   Tensor w, b;
   if (useFold && folded_ && foldedSubpixel_ == subpixel && foldedChannelsLast_ == channelsLast && foldedW_.device() == x.device()) {

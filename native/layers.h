@@ -35,7 +35,7 @@ class InitScope {
 //    pixel shuffle. On CPU builds of LibTorch 1.13 the native transposed convolution falls back to im2col with the
 //    reference BLAS (about 4 GFLOP/s here) while ordinary convolutions run in oneDNN (about 165 GFLOP/s), so this
 //    rewrite is the single largest speed-up of the decoder on CPU.
-enum class ConvTransposeImpl { Native, Subpixel };
+enum class ConvTransposeImpl { Native, Subpixel, Auto /* subpixel on CPU, native on CUDA */ };
 void setConvTransposeImpl(ConvTransposeImpl impl);
 ConvTransposeImpl convTransposeImpl();
 

@@ -16,6 +16,9 @@ if (process.env.HVAE_SKIP_BUILD) {
   process.exit(0);
 }
 
+const { sourceHash } = require('./source-hash.js');
+const currentHash = sourceHash(root);
+
 function loads(file) {
   const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(file)}).versions()`], { encoding: 'utf8' });
   return r.status === 0;
@@ -25,6 +28,12 @@ if (!process.env.HVAE_FORCE_BUILD) {
   const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
   const candidates = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.node')).map((f) => path.join(dir, f)) : [];
   for (const file of candidates) {
+    let meta = {};
+    try { meta = JSON.parse(fs.readFileSync(`${file}.json`, 'utf8')); } catch { /* no sidecar */ }
+    if (meta.sourceHash !== currentHash) {
+      log(`prebuild ${path.relative(root, file)} was built from other sources (${meta.sourceHash ?? 'unknown'} != ${currentHash}); not used`);
+      continue;
+    }
     if (loads(file)) {
       log(`using the prebuilt addon ${path.relative(root, file)}`);
       process.exit(0);

@@ -8,8 +8,9 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
+const { sourceHash } = require('./source-hash.js');
 const built = path.join(root, 'build', 'Release', 'hvae_native.node');
-if (!fs.existsSync(built) || process.argv.includes('--rebuild')) {
+if (!fs.existsSync(built) || !process.argv.includes('--no-rebuild')) {
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js', { paths: [root] });
   const r = spawnSync(process.execPath, [cmakeJs, 'compile'], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
@@ -26,6 +27,6 @@ const name = `hvae-native.napi.libtorch-${v.libtorch}.${v.flavour}.node`;
 const dest = path.join(dir, name);
 fs.copyFileSync(built, `${dest}.tmp`);
 fs.renameSync(`${dest}.tmp`, dest);
-const meta = { libtorch: v.libtorch, flavour: v.flavour, libtorchPath: v.libtorchPath, cxx11Abi: v.cxx11Abi, napi: 8, builtOn: new Date().toISOString() };
+const meta = { libtorch: v.libtorch, flavour: v.flavour, libtorchPath: v.libtorchPath, cxx11Abi: v.cxx11Abi, napi: 8, sourceHash: sourceHash(root), builtOn: new Date().toISOString() };
 fs.writeFileSync(`${dest}.json`, `${JSON.stringify(meta, null, 2)}\n`);
 process.stdout.write(`prebuild: ${path.relative(root, dest)} (LibTorch ${v.libtorch}, ${v.flavour}, ${v.libtorchPath})\n`);

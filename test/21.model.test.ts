@@ -110,7 +110,7 @@ describe('21 model: bounds, options, generation', function () {
       const b = await model.scores(x, { k: [], _noise: zero });
       assert.ok(maxAbsDiff(a.elbo, b.elbo) < 1e-3, `${maxAbsDiff(a.elbo, b.elbo)}`);
     } finally {
-      addon.setConvTranspose('subpixel');
+      addon.setConvTranspose('auto');
     }
   });
 });

@@ -88,7 +88,7 @@ export interface NativeAddon {
   versions(): NativeVersions;
   setNumThreads(n: number): number;
   getNumThreads(): number;
-  setConvTranspose(mode: 'native' | 'subpixel'): void;
+  setConvTranspose(mode: 'native' | 'subpixel' | 'auto'): void;
   setCudnn(options: { benchmark?: boolean; allowTF32?: boolean }): void;
   setCpuFastPaths(options: { channelsLast?: boolean; linearAsConv?: boolean }): void;
   _throw(kind: string): Promise<void>;
@@ -101,6 +101,7 @@ export const PACKAGE_ROOT = path.resolve(__dirname, '..');
 /** Description of a prebuilt addon, read from the JSON file next to it. */
 export interface PrebuildInfo {
   file: string;
+  sourceHash?: string;
   libtorch?: string;
   flavour?: string;
   libtorchPath?: string;
@@ -119,7 +120,7 @@ export function listPrebuilds(root = PACKAGE_ROOT): PrebuildInfo[] {
         meta = JSON.parse(fs.readFileSync(`${file}.json`, 'utf8')) as Partial<PrebuildInfo>;
       } catch { /* no sidecar: tags from the name only */ }
       const m = /libtorch-([0-9.]+[^.]*)\.(cpu|cuda)/.exec(f);
-      return { file, libtorch: meta.libtorch ?? m?.[1], flavour: meta.flavour ?? m?.[2], libtorchPath: meta.libtorchPath };
+      return { file, libtorch: meta.libtorch ?? m?.[1], flavour: meta.flavour ?? m?.[2], libtorchPath: meta.libtorchPath, sourceHash: meta.sourceHash };
     });
 }
 
@@ -192,7 +193,14 @@ export function loadNative(): NativeAddon {
   } else {
     const prebuilds = listPrebuilds();
     const present = new Set(detectLibtorch().map((l) => l.path));
-    const matching = prebuilds.filter((p) => p.libtorchPath && present.has(p.libtorchPath));
+    // A prebuild is preferred when its LibTorch is present and it was built from these sources (a local build
+    // of newer sources wins over a stale prebuild).
+    let current: string | undefined;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      current = (require(path.join(PACKAGE_ROOT, 'scripts', 'source-hash.js')) as { sourceHash: (r: string) => string }).sourceHash(PACKAGE_ROOT);
+    } catch { /* sources not shipped: any matching prebuild */ }
+    const matching = prebuilds.filter((p) => p.libtorchPath && present.has(p.libtorchPath) && (!current || !p.sourceHash || p.sourceHash === current));
     candidates.push(...matching.map((p) => p.file));
     candidates.push(path.join(PACKAGE_ROOT, 'build', 'Release', 'hvae_native.node'));
     candidates.push(...prebuilds.filter((p) => !matching.includes(p)).map((p) => p.file));
