@@ -35,8 +35,8 @@ hv.setNumThreads(threads);
 const median = (a) => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const log = (...m) => process.stderr.write(`${m.join(' ')}\n`);
 
-function py(argv) {
-  const r = spawnSync(PY, [path.join(__dirname, 'reference', 'bench_ref.py'), ...argv, '--threads', String(threads), '--json',
+function py(argv, script = 'bench_ref.py') {
+  const r = spawnSync(PY, [path.join(__dirname, 'reference', script), ...argv, '--threads', String(threads), '--json',
     ...(device !== 'cpu' ? ['--device', device] : [])], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`bench_ref.py ${argv.join(' ')} failed:\n${r.stderr}`);
   const lines = r.stdout.trim().split('\n');
@@ -80,14 +80,14 @@ async function batchFor(preset, n) {
 function weightsFor(preset) {
   if (preset === 'fashionmnist') return path.join(SHARED, 'fixtures', 'grey', 'weights.safetensors');
   const file = path.join(tmp, `${preset}.safetensors`);
-  if (!fs.existsSync(file)) py(['--preset', preset, '--task', 'init', '--save-weights', file, '--batch', '16']);
+  if (!fs.existsSync(file)) py(['--preset', preset, '--save-weights', file, '--repeats', '0', '--warmup', '0', '--batch', '2']);
   return file;
 }
 
 async function convRate() {
   // The device's convolution rate on the model's dominant convolution (64 -> 64, 5x5, 28x28, batch 128), measured
   // with the same LibTorch kernels through PyTorch.
-  return py(['--task', 'convrate']).gflops;
+  return py(['--task', 'convrate'], 'bench_extra.py').gflops;
 }
 
 async function scoring(preset, S, batch, rows) {
@@ -149,7 +149,7 @@ async function endToEnd(rows) {
     times.push(j.seconds);
     rss = Math.max(rss, j.maxRssMB);
   }
-  const ref = py(['--task', 'e2e', '--flavour', 'optimized', '--weights', weights, '--input', path.join(SHARED, 'data', 'mnist', 't10k-images-idx3-ubyte.gz'), '--limit', String(n), '--output', path.join(tmp, 'ref.jsonl'), '--repeats', quick ? '2' : '3']);
+  const ref = py(['--task', 'e2e', '--weights', weights, '--input', path.join(SHARED, 'data', 'mnist', 't10k-images-idx3-ubyte.gz'), '--limit', String(n), '--output', path.join(tmp, 'ref.jsonl'), '--repeats', quick ? '2' : '3'], 'bench_extra.py');
   const r = { task: '(c) end to end: MNIST test IDX.gz -> scores.jsonl', preset: 'fashionmnist', images: n, oursImagesPerS: n / median(times), oursPeakRssMB: rss, optimizedImagesPerS: ref.images_per_s_median, optimizedPeakRssMB: ref.peak_rss_mb };
   r.vsOptimized = r.oursImagesPerS / r.optimizedImagesPerS;
   rows.push(r);

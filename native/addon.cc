@@ -77,6 +77,26 @@ void checkImages(const InputView& v, const ModelConfig& cfg, const char* what) {
             std::to_string(cfg.inputShape[1]) + "x" + std::to_string(cfg.inputShape[2]));
 }
 
+// An image batch and how to transform it: the common start of every computing call.
+struct ImagesArg {
+  InputView view;
+  InputTransform transform = InputTransform::None;
+  double threshold = 0.5;
+};
+
+ImagesArg readImages(const Napi::Value& images, const Napi::Object& options, const ModelConfig& cfg, Job& job) {
+  ImagesArg a;
+  a.view = readBatch(images, "images", job.keep);
+  checkImages(a.view, cfg, "images");
+  a.transform = parseTransform(getString(options, "transform", "auto"), a.view.dtype, cfg);
+  a.threshold = getDouble(options, "threshold", 0.5);
+  return a;
+}
+
+Napi::Object optionsArg(const Napi::CallbackInfo& info, size_t i) {
+  return info.Length() > i && info[i].IsObject() ? info[i].As<Napi::Object>() : Napi::Object::New(info.Env());
+}
+
 std::vector<InputView> readNoise(const Napi::Object& o, std::vector<Napi::ObjectReference>& keep) {
   std::vector<InputView> out;
   if (!has(o, "noise")) return out;
@@ -277,10 +297,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto job = std::make_shared<Job>();
     auto result = std::make_shared<ScoreResult>();
     try {
-      InputView in = readBatch(info[0], "images", job->keep);
-      const ModelConfig& cfg = st->model->config();
-      checkImages(in, cfg, "images");
-      Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+      Napi::Object o = optionsArg(info, 1);
+      const ImagesArg in = readImages(info[0], o, st->model->config(), *job);
       ScoreRequest req;
       for (auto k : getIntArray(o, "ks")) req.ks.push_back(static_cast<int>(k));
       for (auto l : getIntArray(o, "ls")) req.ls.push_back(static_cast<int>(l));
@@ -291,15 +309,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       req.returnElboSamples = getBool(o, "returnElboSamples", false);
       check(req.samples >= 1 && req.samplesAboveK >= 1, "ERR_HVAE_OPTION", "importance samples must be >= 1");
       check(req.chunkRows >= 1, "ERR_HVAE_OPTION", "chunkRows must be >= 1");
-      const InputTransform tr = parseTransform(getString(o, "transform", "auto"), in.dtype, cfg);
-      const double threshold = getDouble(o, "threshold", 0.5);
       auto noise = readNoise(o, job->keep);
-      job->run = [st, in, req, tr, threshold, noise, result]() mutable {
+      job->run = [st, in, req, noise, result]() mutable {
         std::lock_guard<std::mutex> lock(st->mutex);
         applyThreads();
         c10::InferenceMode guard;
         st->model->eval();
-        torch::Tensor x = prepareInput(in.tensor().to(st->device), tr, threshold, st->generator);
+        torch::Tensor x = prepareInput(in.view.tensor().to(st->device), in.transform, in.threshold, st->generator);
         req.noise = noiseTensors(noise, st->device);
         // HVAE_PROFILE=trace.json writes a Chrome trace of the scoring call (development aid).
         std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
@@ -335,10 +351,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto job = std::make_shared<Job>();
     auto result = std::make_shared<TrainStepResult>();
     try {
-      InputView in = readBatch(info[0], "images", job->keep);
-      const ModelConfig& cfg = st->model->config();
-      checkImages(in, cfg, "images");
-      Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+      Napi::Object o = optionsArg(info, 1);
+      const ImagesArg in = readImages(info[0], o, st->model->config(), *job);
       TrainStepOptions opt;
       opt.beta = getDouble(o, "beta", 1.0);
       opt.freeNats = getDouble(o, "freeNats", 0.0);
@@ -350,16 +364,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       opt.step = getBool(o, "step", true);
       opt.collectGrads = getBool(o, "collectGrads", false);
       opt.skipNonFinite = getBool(o, "skipNonFinite", false);
-      const InputTransform tr = parseTransform(getString(o, "transform", "auto"), in.dtype, cfg);
-      const double threshold = getDouble(o, "threshold", 0.5);
       auto noise = readNoise(o, job->keep);
-      job->run = [st, in, opt, tr, threshold, noise, result]() mutable {
+      job->run = [st, in, opt, noise, result]() mutable {
         std::lock_guard<std::mutex> lock(st->mutex);
         applyThreads();
         torch::Tensor x;
         {
           torch::NoGradGuard ng;
-          x = prepareInput(in.tensor().to(st->device), tr, threshold, st->generator);
+          x = prepareInput(in.view.tensor().to(st->device), in.transform, in.threshold, st->generator);
         }
         opt.noise = noiseTensors(noise, st->device);
         std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
@@ -397,16 +409,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto st = state(env);
     auto job = std::make_shared<Job>();
     try {
-      InputView in = readBatch(info[0], "images", job->keep);
-      const ModelConfig& cfg = st->model->config();
-      checkImages(in, cfg, "images");
-      Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-      const InputTransform tr = parseTransform(getString(o, "transform", "auto"), in.dtype, cfg);
-      job->run = [st, in, tr]() {
+      const ImagesArg in = readImages(info[0], optionsArg(info, 1), st->model->config(), *job);
+      job->run = [st, in]() {
         std::lock_guard<std::mutex> lock(st->mutex);
         applyThreads();
         torch::NoGradGuard ng;
-        torch::Tensor x = prepareInput(in.tensor().to(st->device), tr, 0.5, st->generator);
+        torch::Tensor x = prepareInput(in.view.tensor().to(st->device), in.transform, in.threshold, st->generator);
         st->model->requestInit(true);
         InitScope scope;
         GroupSpec g;
@@ -435,16 +443,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto job = std::make_shared<Job>();
     auto result = std::make_shared<torch::Tensor>();
     try {
-      Napi::Object o = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
+      Napi::Object o = optionsArg(info, 0);
       const ModelConfig& cfg = st->model->config();
       const bool fromPrior = !has(o, "images");
-      InputView in;
-      InputTransform tr = InputTransform::None;
-      if (!fromPrior) {
-        in = readBatch(o.Get("images"), "images", job->keep);
-        checkImages(in, cfg, "images");
-        tr = parseTransform(getString(o, "transform", "auto"), in.dtype, cfg);
-      }
+      ImagesArg in;
+      if (!fromPrior) in = readImages(o.Get("images"), o, cfg, *job);
       const int64_t n = getInt(o, "n", 16);
       const int k = static_cast<int>(getInt(o, "k", 0));
       check(n >= 1, "ERR_HVAE_OPTION", "n must be >= 1");
@@ -452,7 +455,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       const bool posteriorMean = getBool(o, "posteriorMean", false);
       const bool priorSample = getString(o, "lowerLatents", "mode") == "sample";
       const bool sampleOutput = getBool(o, "sampleOutput", false);
-      job->run = [st, fromPrior, in, tr, n, k, posteriorMean, priorSample, sampleOutput, result]() {
+      job->run = [st, fromPrior, in, n, k, posteriorMean, priorSample, sampleOutput, result]() {
         std::lock_guard<std::mutex> lock(st->mutex);
         applyThreads();
         c10::InferenceMode guard;
@@ -462,7 +465,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           params = decodeFromPrior(*st->model, n, priorSample, st->generator,
                                    torch::TensorOptions().device(st->device).dtype(torch::kFloat32));
         } else {
-          torch::Tensor x = prepareInput(in.tensor().to(st->device), tr, 0.5, st->generator);
+          torch::Tensor x = prepareInput(in.view.tensor().to(st->device), in.transform, in.threshold, st->generator);
           GroupSpec g;
           g.postLo = k;
           g.postHi = st->model->numLayers();

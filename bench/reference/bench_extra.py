@@ -1,0 +1,103 @@
+"""Extra reference tasks for bench/run.js, beside bench_ref.py (which times scoring and training steps).
+
+  convrate  the device's convolution rate on the model's dominant convolution (64 -> 64, 5x5, 28x28, batch 128),
+            through the same LibTorch kernels hvae-native uses: {"gflops": ...}
+  e2e       benchmark (c) for the reference: read MNIST test from its IDX .gz file, binarize, score L^1 and L>k for
+            k = 0, 1, 2 with the optimized flavour in batches of 250, write one JSON line per image; repeated,
+            {"images_per_s_median", "runs_s", "peak_rss_mb"}.
+
+  /usr/bin/python3 bench/reference/bench_extra.py --task convrate --threads 2 --json
+  /usr/bin/python3 bench/reference/bench_extra.py --task e2e --weights W --input t10k-images-idx3-ubyte.gz \\
+      --limit 10000 --output /tmp/ref.jsonl --repeats 3 --threads 2 --json
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hvae_ref as H  # noqa: E402
+
+
+def conv_rate(device: str) -> float:
+    x = torch.randn(128, 64, 28, 28, device=device)
+    w = torch.randn(64, 64, 5, 5, device=device)
+    flops = 2 * 128 * 28 * 28 * 64 * 64 * 25
+    with torch.inference_mode():
+        for _ in range(2):
+            F.conv2d(x, w, padding=2)
+        times = []
+        for _ in range(5):
+            if device != 'cpu':
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            F.conv2d(x, w, padding=2)
+            if device != 'cpu':
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+    return flops / statistics.median(times) / 1e9
+
+
+def read_idx_images(path: str, limit: int) -> np.ndarray:
+    with gzip.open(path, 'rb') if path.endswith('.gz') else open(path, 'rb') as f:
+        data = f.read()
+    n, h, w = (int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(3))
+    arr = np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, 1, h, w)
+    return arr[:limit]
+
+
+def e2e_once(model: H.HVAE, path: str, limit: int, output: str, device: str, batch: int = 250) -> float:
+    t0 = time.perf_counter()
+    images = read_idx_images(path, limit)
+    with open(output, 'w') as out:
+        for lo in range(0, len(images), batch):
+            u8 = torch.from_numpy(images[lo:lo + batch].copy()).to(device)
+            x = torch.bernoulli(u8.float() / 255.0)
+            r = H.score_optimized(model, x, 1, [0, 1, 2])
+            elbo, l1, l2 = r[1]['elbo'].cpu(), r[1]['Lk'].cpu(), r[2]['Lk'].cpu()
+            lines = []
+            for i in range(x.shape[0]):
+                lines.append(json.dumps({'index': lo + i, 'elbo': float(elbo[i]), 'L>1': float(l1[i]), 'L>2': float(l2[i]),
+                                         'LLR>1': float(elbo[i] - l1[i]), 'LLR>2': float(elbo[i] - l2[i])}))
+            out.write('\n'.join(lines) + '\n')
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--task', choices=['convrate', 'e2e'], required=True)
+    ap.add_argument('--weights')
+    ap.add_argument('--input')
+    ap.add_argument('--output', default='/tmp/hvae-ref-e2e.jsonl')
+    ap.add_argument('--limit', type=int, default=10000)
+    ap.add_argument('--repeats', type=int, default=3)
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--device', default='cpu')
+    ap.add_argument('--flavour', default='optimized')
+    ap.add_argument('--json', action='store_true')
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    if a.task == 'convrate':
+        res = {'task': 'convrate', 'device': a.device, 'threads': a.threads, 'gflops': conv_rate(a.device)}
+    else:
+        model = H.build_model(H.resolve_config(preset='fashionmnist'), a.weights).to(a.device)
+        runs = [e2e_once(model, a.input, a.limit, a.output, a.device) for _ in range(a.repeats)]
+        n = min(a.limit, 10000)
+        res = {'task': 'e2e', 'flavour': 'optimized', 'images': n, 'runs_s': runs,
+               'images_per_s_median': n / statistics.median(runs),
+               'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'torch': torch.__version__}
+    print(json.dumps(res))
+
+
+if __name__ == '__main__':
+    main()
