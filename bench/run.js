@@ -36,7 +36,7 @@ const median = (a) => { const s = [...a].sort((x, y) => x - y); const m = s.leng
 const log = (...m) => process.stderr.write(`${m.join(' ')}\n`);
 
 function py(argv, script = 'bench_ref.py') {
-  const r = spawnSync(PY, [path.join(__dirname, 'reference', script), ...argv, '--threads', String(threads), '--json',
+  const r = spawnSync(PY, [path.join(__dirname, 'reference', script), ...argv, '--threads', String(threads), '--json', ...(script === 'bench_ref.py' ? ['--blas', 'system'] : []),
     ...(device !== 'cpu' ? ['--device', device] : [])], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`bench_ref.py ${argv.join(' ')} failed:\n${r.stderr}`);
   const lines = r.stdout.trim().split('\n');
@@ -136,7 +136,7 @@ async function training(preset, batch, rows) {
 
 async function endToEnd(rows) {
   // (c) MNIST test from its IDX .gz file: read, decode, score (k = 0, 1, 2, S = 1), write one JSON line per image.
-  const n = quick ? 2000 : 10000;
+  const n = device === 'cpu' ? (quick ? 500 : 2000) : 10000;
   const weights = weightsFor('fashionmnist');
   const out = path.join(tmp, 'scores.jsonl');
   const run = (side) => spawnSync(process.execPath, [path.join(__dirname, 'e2e.js'), side, weights, String(n), out, device, String(threads)], { encoding: 'utf8' });

@@ -89,7 +89,9 @@ std::vector<GroupResult> runGroups(HVAEImpl& m, const Tensor& x, const std::vect
     if (gs.encJoin < gs.postHi) maxJoin = std::max(maxJoin, gs.encJoin);
   std::vector<GaussianParams> meanPath(L);
   std::vector<Tensor> meanH(L);
-  meanH[0] = m.encode(0, x.is_cpu() && cpuChannelsLast() ? x.contiguous(at::MemoryFormat::ChannelsLast) : x, Tensor());
+  // Channels-last pays at inference; in training (grad mode) oneDNN's backward is faster in the default layout.
+  const bool channelsLast = x.is_cpu() && cpuChannelsLast() && !torch::GradMode::is_enabled();
+  meanH[0] = m.encode(0, channelsLast ? x.contiguous(at::MemoryFormat::ChannelsLast) : x, Tensor());
   meanPath[0] = m.qParams(0, meanH[0]);
   for (int i = 1; i <= maxJoin; ++i) {
     meanH[i] = m.encode(i, m.qProject(i - 1, meanPath[i - 1].mu), meanH[i - 1]);

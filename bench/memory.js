@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+'use strict';
+// Issue 8 item 4: streams N images (default 1,000,000) through the N-API boundary and the model, and checks that
+// resident memory stays flat (no leak across the boundary, no growing caches). A small model (4 channels per
+// block, same structure as the fashionmnist preset) keeps the run short; the boundary traffic per image is the same.
+//   node bench/memory.js [--images 1000000] [--batch 1000] [--channels 4]
+const hv = require('..');
+
+const args = process.argv.slice(2);
+const opt = (n, d) => { const i = args.indexOf(`--${n}`); return i >= 0 ? Number(args[i + 1]) : d; };
+const N = opt('images', 1_000_000);
+const B = opt('batch', 1000);
+
+(async () => {
+  const model = hv.HVAE.create({ preset: 'fashionmnist', channels: opt('channels', 4), seed: 1 });
+  const ds = hv.proceduralDataset({ name: 'synthetic', length: N, shape: [1, 28, 28], generate: (i, out) => { for (let j = 0; j < out.length; j++) out[j] = (i * 31 + j * 7) & 255; } });
+  await model.initialize((await ds.read(Array.from({ length: 64 }, (_, i) => i))).images);
+  const t0 = Date.now();
+  const samples = [];
+  let done = 0;
+  let nextMark = 0;
+  let checksum = 0;
+  for await (const b of hv.batches(ds, { batchSize: B, readAhead: 2 })) {
+    const s = await model.scores(b.images, { k: [0, 1, 2] });
+    checksum += s.llr[1][0];
+    done += s.size;
+    if (done >= nextMark) {
+      if (global.gc) global.gc();
+      const rss = process.memoryUsage().rss / 2 ** 20;
+      samples.push({ images: done, rssMB: Math.round(rss) });
+      process.stderr.write(`${done} images, rss ${rss.toFixed(0)} MB, ${(done / ((Date.now() - t0) / 1000)).toFixed(0)} images/s\n`);
+      nextMark += N / 20;
+    }
+  }
+  const after = samples.filter((s) => s.images >= N / 10);
+  const growth = after[after.length - 1].rssMB - after[0].rssMB;
+  const peak = Math.max(...samples.map((s) => s.rssMB));
+  const res = { images: done, seconds: (Date.now() - t0) / 1000, peakRssMB: peak, rssGrowthAfter10PercentMB: growth, maxRssMB: process.resourceUsage().maxRSS / 1024, checksumFinite: Number.isFinite(checksum), samples };
+  console.log(JSON.stringify(res));
+  model.dispose();
+  process.exitCode = growth < 50 ? 0 : 1;
+})().catch((e) => { console.error(e); process.exit(1); });
