@@ -26,5 +26,7 @@ const hv = require('..');
   }
   fs.closeSync(fd);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(JSON.stringify({ seconds, images: n, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
+  // Peak resident memory of this process (VmHWM; getrusage's maxrss would include the parent's, inherited at fork).
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  console.log(JSON.stringify({ seconds, images: n, maxRssMB: hwm ? Number(hwm[1]) / 1024 : null }));
 })().catch((e) => { console.error(e); process.exit(1); });

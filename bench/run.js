@@ -187,7 +187,7 @@ function markdown(res) {
   log(JSON.stringify(res.machine));
   res.convGflops = await convRate();
   const b1 = device === 'cpu' ? (quick ? 50 : 100) : 2000;
-  const b64 = device === 'cpu' ? (quick ? 4 : 10) : 500;
+  const b64 = device === 'cpu' ? (quick ? 4 : 6) : 500;
   if (only.has('a')) {
     await scoring('fashionmnist', 1, b1, res.rows);
     await scoring('fashionmnist', 64, b64, res.rows);

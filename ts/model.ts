@@ -58,7 +58,7 @@ export interface ScoreOptions {
   transform?: InputTransform;
   /** Threshold of the `'threshold'` transform. Default 0.5. */
   threshold?: number;
-  /** Memory budget: rows of the stacked (samples x bounds x images) batch per chunk. Default 512 on CPU, 8192 on CUDA. */
+  /** Memory budget: rows of the stacked (samples x bounds x images) batch per chunk. Default 96 on CPU (measured fastest: 52 vs 50 images/s at 512, and a third of the memory), 8192 on CUDA. */
   chunkRows?: number;
   /** Return the S single-sample ELBOs as well. Default false. */
   returnElboSamples?: boolean;
@@ -422,7 +422,7 @@ export class HVAE {
     if (lower !== 'mode' && lower !== 'sample') optionError(`lowerLatents must be 'mode' or 'sample', got ${String(lower)}`);
     const transform = options.transform ?? 'auto';
     if (!TRANSFORMS.has(transform)) optionError(`unknown transform '${transform}'`);
-    const chunkRows = positiveInt(options.chunkRows ?? (this.device === 'cpu' ? 512 : 8192), 'chunkRows');
+    const chunkRows = positiveInt(options.chunkRows ?? (this.device === 'cpu' ? 96 : 8192), 'chunkRows');
     const native = {
       ks, ls, importanceSamples: S, importanceSamplesAboveK: S2, lowerLatents: lower, transform,
       threshold: options.threshold ?? 0.5, chunkRows, returnElboSamples: !!options.returnElboSamples,

@@ -1,0 +1,106 @@
+/**
+ * The command line: score a folder of PNGs (one line per image), evaluate end to end on a tiny model (table,
+ * report files, figures), the demo, and clear errors for bad arguments.
+ */
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { HVAE, loadDataset } from 'hvae-native';
+import { OODDetector, saveWithDetector } from '../lib/detector.js';
+import { subset } from '../lib/data/stream.js';
+import { ROOT, tmpDir } from './setup.js';
+
+const CLI = path.join(ROOT, 'lib', 'cli.js');
+
+function cli(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 600000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('70 CLI', function () {
+  this.timeout(600000);
+  let modelFile: string;
+  let pngDir: string;
+
+  before(async function () {
+    const dir = tmpDir();
+    // A tiny initialised model with a detector calibration: the pipeline, not the quality, is under test.
+    const model = HVAE.create({ preset: 'fashionmnist', channels: 8, seed: 2 });
+    const train = await loadDataset('FashionMNIST', { split: 'train' });
+    const b = await train.read(Array.from({ length: 64 }, (_, i) => i));
+    await model.initialize(b.images);
+    const det = await new OODDetector(model).fit(subset(train, Array.from({ length: 100 }, (_, i) => 1000 + i)));
+    modelFile = path.join(dir, 'tiny.safetensors');
+    saveWithDetector(model, det, modelFile);
+    model.dispose();
+    // A folder of 12 PNGs (MNIST digits) in two class folders.
+    pngDir = path.join(dir, 'pngs');
+    const mnist = await loadDataset('MNIST', { split: 'test' });
+    const imgs = await mnist.read(Array.from({ length: 12 }, (_, i) => i));
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const sharp = require('sharp') as typeof import('sharp');
+    for (let i = 0; i < 12; i++) {
+      const cls = path.join(pngDir, i % 2 ? 'odd' : 'even');
+      fs.mkdirSync(cls, { recursive: true });
+      await sharp(Buffer.from(imgs.images.data.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(path.join(cls, `digit-${i}.png`));
+    }
+  });
+
+  it('score on a folder of PNGs writes one JSON line per image with its file name, every score and the decision', function () {
+    const out = path.join(tmpDir(), 'scores.jsonl');
+    const r = cli(['score', '--model', modelFile, '--input', pngDir, '--out', out, '--batch-size', '5']);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(lines.length, 12);
+    const names = lines.map((l) => String(l.name)).sort();
+    assert.ok(names.every((n) => /digit-\d+\.png$/.test(n)));
+    for (const l of lines) {
+      for (const k of ['elbo', 'bits_per_dim', 'L>0', 'L>1', 'L>2', 'LLR>1', 'LLR>2', 'detector_score', 'detector_k', 'ood']) assert.ok(k in l, k);
+      assert.equal(typeof l.ood, 'boolean');
+    }
+    assert.match(r.stderr, /wrote 12 lines/);
+  });
+
+  it('score writes CSV with a header when asked', function () {
+    const out = path.join(tmpDir(), 'scores.csv');
+    const r = cli(['score', '--model', modelFile, '--input', 'MNIST', '--limit', '7', '--out', out, '--k', '1,2']);
+    assert.equal(r.status, 0, r.stderr);
+    const rows = fs.readFileSync(out, 'utf8').trim().split('\n');
+    assert.equal(rows.length, 8);
+    assert.match(rows[0], /^index,name,elbo,bits_per_dim,L>1,L>2,LLR>1,LLR>2,detector_score,detector_k,ood$/);
+  });
+
+  it('evaluate prints the table and writes the report folder with figures', function () {
+    const out = path.join(tmpDir(), 'report');
+    const r = cli(['evaluate', '--model', modelFile, '--id', 'FashionMNIST', '--ood', 'MNIST,notMNIST', '--limit', '60', '--out', out]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /\| MNIST test \| LLR>1 \| \d\.\d{3} \|/);
+    assert.match(r.stdout, /\| notMNIST test \| detector \|/);
+    for (const f of ['report.md', 'report.json', 'roc_MNIST_test.svg', 'roc_MNIST_test.png', 'density_notMNIST_test.png', 'latent_reconstructions.png']) {
+      assert.ok(fs.existsSync(path.join(out, f)), f);
+    }
+    const png = fs.readFileSync(path.join(out, 'roc_MNIST_test.png'));
+    assert.equal(png.subarray(1, 4).toString(), 'PNG');
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as { rows: { ood: string; score: string }[] };
+    assert.ok(report.rows.some((x) => x.score === 'detector'));
+  });
+
+  it('demo prints shapes and versions; bad arguments and missing files are clear errors', function () {
+    const d = cli(['demo']);
+    assert.equal(d.status, 0, d.stderr);
+    assert.match(d.stdout, /LibTorch \d+\.\d+/);
+    assert.match(d.stdout, /prior samples: \[4, 1, 28, 28\]/);
+    const bad = cli(['score', '--model', modelFile]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /\[ERR_HVAE_OPTION\] --out is required/);
+    const missing = cli(['evaluate', '--model', path.join(tmpDir(), 'nope.safetensors')]);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /\[ERR_HVAE_IO\] model file .* does not exist/);
+    const unknown = cli(['frobnicate']);
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /unknown command 'frobnicate'/);
+    const badFlag = cli(['score', '--colour']);
+    assert.equal(badFlag.status, 2);
+  });
+});
