@@ -86,6 +86,14 @@ describe('70 CLI', function () {
     assert.ok(report.rows.some((x) => x.score === 'detector'));
   });
 
+  it('evaluate leaves the detector out, saying why, when the scores are not computed as it was calibrated', function () {
+    const r = cli(['evaluate', '--model', modelFile, '--ood', 'MNIST', '--limit', '20', '--lower-latents', 'sample', '--out', path.join(tmpDir(), 'rs')]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /lower latents: sample/);
+    assert.doesNotMatch(r.stdout, /\| detector \|/);
+    assert.match(r.stdout, /Detector rows left out: its calibration holds for S = 1, S' = 1 and lower latents 'mode'/);
+  });
+
   it('demo prints shapes and versions; bad arguments and missing files are clear errors', function () {
     const d = cli(['demo']);
     assert.equal(d.status, 0, d.stderr);

@@ -84,6 +84,18 @@ export async function runEvaluation(
       detectorNote = `Detector: fitted on ${val.length} images of ${val.name} (held out of the training split, never the test set); threshold at ${(100 * detector.toJSON().falsePositiveRate).toFixed(0)}% ID false positives.`;
     }
   }
+  // The detector's LLR distributions hold for the settings it was calibrated with (S importance samples for L, one
+  // sample of L>k, the lower latents at the conditional prior's mode). Scores computed otherwise are on another
+  // scale, and thresholding them would report a meaningless row: leave the detector out and say why.
+  if (detector) {
+    const cal = detector.toJSON();
+    const st = report.settings;
+    if (cal.importanceSamples !== st.importanceSamples || st.importanceSamplesAboveK !== 1 || st.lowerLatents !== 'mode') {
+      detectorNote = `Detector rows left out: its calibration holds for S = ${cal.importanceSamples}, S' = 1 and lower latents 'mode', ` +
+        `and this evaluation uses S = ${st.importanceSamples}, S' = ${st.importanceSamplesAboveK} and lower latents '${st.lowerLatents}'.`;
+      detector = undefined;
+    }
+  }
   const detectorRows: EvaluationRow[] = [];
   const decisions: string[] = [];
   if (detector) {
