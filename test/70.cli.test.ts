@@ -92,6 +92,15 @@ describe('70 CLI', function () {
     assert.match(r.stdout, /lower latents: sample/);
     assert.doesNotMatch(r.stdout, /\| detector \|/);
     assert.match(r.stdout, /Detector rows left out: its calibration holds for S = 1, S' = 1 and lower latents 'mode'/);
+    // Without a stored calibration no detector is fitted for such an evaluation either.
+    const bare = path.join(tmpDir(), 'bare.safetensors');
+    const m = HVAE.load(modelFile);
+    m.save(bare);
+    m.dispose();
+    const r2 = cli(['evaluate', '--model', bare, '--ood', 'MNIST', '--limit', '20', '--lower-latents', 'sample', '--out', path.join(tmpDir(), 'rs2')]);
+    assert.equal(r2.status, 0, r2.stderr);
+    assert.doesNotMatch(r2.stdout, /\| detector \|/);
+    assert.match(r2.stdout, /Detector rows left out: the detector works with S' = 1 and lower latents 'mode'/);
   });
 
   it('demo prints shapes and versions; bad arguments and missing files are clear errors', function () {

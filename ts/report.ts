@@ -77,6 +77,9 @@ export async function runEvaluation(
   if (meta.detector) {
     detector = loadDetector(model, sets.modelFile);
     detectorNote = `Detector: calibration stored in ${path.basename(sets.modelFile)} (fitted on ${detector.toJSON().fittedOn}).`;
+  } else if (report.settings.lowerLatents !== 'mode' || report.settings.importanceSamplesAboveK !== 1) {
+    detectorNote = `Detector rows left out: the detector works with S' = 1 and lower latents 'mode', and this evaluation uses ` +
+      `S' = ${report.settings.importanceSamplesAboveK} and lower latents '${report.settings.lowerLatents}'.`;
   } else {
     const val = await detectorData(model, sets.id, sets.modelFile, options.detectorImages ?? 2000);
     if (val) {
