@@ -8,7 +8,7 @@
 //   (d) (a) and (b) for the cifar10 preset.
 // Ours: Benchmark.js (deferred) for (a), (b), (d); a plain timed harness for (c). Median of >= 5 runs after warm-up.
 //
-//   node bench/run.js [--device cpu|cuda] [--threads N] [--only a,b,c,d] [--quick] [--out results.json] [--md bench/RESULTS.md] [--ref-blas openblas|system]
+//   node bench/run.js [--device cpu|cuda] [--threads N] [--only a,b,c,d] [--quick] [--out results.json] [--md bench/RESULTS.md] [--ref-blas openblas|system] [--no-bf16]
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -27,6 +27,8 @@ const device = opt('device', 'cpu');
 const threads = Number(opt('threads', device === 'cpu' ? String(os.cpus().length) : '4'));
 const only = new Set((opt('only', 'a,b,c,d')).split(','));
 const quick = flag('quick');
+// Also time precision 'bfloat16' scoring where the device runs it natively (CUDA, or a CPU with AVX-512 BF16 / AMX).
+const withBf16 = !flag('no-bf16');
 const REPEATS = Math.max(5, Number(opt('repeats', '5')));
 const PY = process.env.HVAE_PYTHON || '/usr/bin/python3';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hvae-bench-'));
@@ -106,6 +108,9 @@ async function scoring(preset, S, batch, rows) {
   const images = await batchFor(preset, batch);
   const ks = [0, 1, 2];
   const ours = await bench(`hvae-native ${preset} S=${S}`, () => model.scores(images, { k: ks, importanceSamples: S }));
+  const bf16 = withBf16 && model.supportsBFloat16
+    ? await bench(`hvae-native ${preset} S=${S} bfloat16`, () => model.scores(images, { k: ks, importanceSamples: S, precision: 'bfloat16' }))
+    : undefined;
   model.dispose();
   const common = ['--preset', preset, '--task', 'score', '--batch', String(batch), '--samples', String(S), '--ks', '0,1,2', '--weights', weights, '--repeats', String(REPEATS), '--warmup', '1'];
   const official = py([...common, '--flavour', 'official']);
@@ -120,6 +125,20 @@ async function scoring(preset, S, batch, rows) {
   r.vsOptimized = r.oursImagesPerS / r.optimizedImagesPerS;
   rows.push(r);
   log(JSON.stringify(r));
+  if (bf16) {
+    // Reduced precision: ours with precision 'bfloat16' against the same float32 official recipe, and against the
+    // optimised reference under torch.autocast(bfloat16) (its reduced-precision counterpart; far less accurate,
+    // see bench/precision.js). No % of conv rate: the probe measures float32 convolutions.
+    const optimizedBf16 = py([...common, '--flavour', 'optimized', '--precision', 'bfloat16']);
+    const rb = {
+      task: r.task, preset, S, batch, precision: 'bfloat16',
+      oursImagesPerS: batch / bf16.median, officialImagesPerS: official.images_per_s_median, optimizedImagesPerS: optimizedBf16.images_per_s_median,
+    };
+    rb.vsOfficial = rb.oursImagesPerS / rb.officialImagesPerS;
+    rb.vsOptimized = rb.oursImagesPerS / rb.optimizedImagesPerS;
+    rows.push(rb);
+    log(JSON.stringify(rb));
+  }
 }
 
 async function training(preset, batch, rows) {
@@ -186,7 +205,7 @@ function markdown(res) {
   ];
   for (const r of res.rows) {
     const pct = r.flopsPerImageOurs && res.convGflops ? (100 * r.oursImagesPerS * r.flopsPerImageOurs / 1e9 / res.convGflops) : undefined;
-    const name = `${r.task}${r.S !== undefined ? `, S = ${r.S}` : ''} (${r.preset})`;
+    const name = `${r.task}${r.S !== undefined ? `, S = ${r.S}` : ''} (${r.preset})${r.precision ? `, **${r.precision}** (reference: official float32; optimised under autocast)` : ''}`;
     lines.push(`| ${name} | ${r.batch ?? r.images} | ${f(r.oursImagesPerS)}${r.oursPeakRssMB ? ` (peak ${f(r.oursPeakRssMB, 0)} MB)` : ''} | ${f(r.officialImagesPerS)} | ${f(r.optimizedImagesPerS)}${r.optimizedPeakRssMB ? ` (peak ${f(r.optimizedPeakRssMB, 0)} MB)` : ''} | ${r.vsOfficial ? `${f(r.vsOfficial, 2)}x` : '-'} | ${f(r.vsOptimized, 2)}x | ${pct === undefined ? '-' : f(pct, 0)} |`);
   }
   lines.push('', `Command: \`${res.command}\``, '',
@@ -195,7 +214,10 @@ function markdown(res) {
     'for (a) shares the S samples and the k = 0 pass across k) times images/s over the measured convolution rate; the',
     'probe is a 64-channel 5x5 convolution, so the cifar10 preset\'s wider layers and the training step\'s large',
     'backward GEMMs can run above it (over 100%). (c) includes reading and decoding the IDX.gz file and writing one JSON',
-    'line per image; the reference side is the optimised flavour in the same pipeline (bench/reference/bench_extra.py).');
+    'line per image; the reference side is the optimised flavour in the same pipeline (bench/reference/bench_extra.py).',
+    'Rows marked bfloat16 use `precision: \'bfloat16\'` (layers in bfloat16, float32 between them); "vs official" is',
+    'against the float32 official recipe, "vs optimised" against the optimised reference under torch.autocast(bfloat16).',
+    'What bfloat16 changes in the scores and AUROCs: `node bench/precision.js` (bench/precision-cpu.json).');
   return lines.join('\n');
 }
 

@@ -28,6 +28,8 @@ namespace hvae {
 namespace {
 
 std::atomic<int> gNumThreads{0};
+// Whether the user chose TF32 for CUDA float32 with setCudnn({ allowTF32 }); until then it is kept off.
+std::atomic<bool> gTf32Chosen{false};
 
 int defaultThreads() {
   const unsigned hc = std::thread::hardware_concurrency();
@@ -180,6 +182,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       st->model->to(device);
       // Fixed shapes per call: let cuDNN pick the fastest algorithms (hvae-native.setCudnn to change it).
       if (device.is_cuda()) compat::setCudnnBenchmark(true);
+      // Float32 means float32 (ALGORITHM.md): LibTorch lets cuDNN use TF32 (a 10-bit mantissa) for float32
+      // convolutions by default; turn that off unless the user chose with setCudnn({ allowTF32 }).
+      if (device.is_cuda() && !gTf32Chosen.load()) compat::setAllowTF32(false);
       st->model->requestInit(true);
       st->device = device;
       st->generator = compat::makeGenerator(device, seed);
@@ -309,11 +314,19 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       req.returnElboSamples = getBool(o, "returnElboSamples", false);
       check(req.samples >= 1 && req.samplesAboveK >= 1, "ERR_HVAE_OPTION", "importance samples must be >= 1");
       check(req.chunkRows >= 1, "ERR_HVAE_OPTION", "chunkRows must be >= 1");
+      const std::string precisionName = getString(o, "precision", "float32");
+      check(precisionName == "float32" || precisionName == "bfloat16", "ERR_HVAE_OPTION",
+            "precision must be 'float32' or 'bfloat16', got '" + precisionName + "'");
+      const at::ScalarType precision = precisionName == "bfloat16" ? at::kBFloat16 : at::kFloat;
+      check(precision == at::kFloat || nativeBFloat16(st->device), "ERR_HVAE_DEVICE",
+            "precision 'bfloat16' needs CUDA or a CPU with AVX-512 BF16 or AMX (this CPU has neither, and LibTorch's "
+            "fallback would be far slower than float32); use precision 'float32'");
       auto noise = readNoise(o, job->keep);
-      job->run = [st, in, req, noise, result]() mutable {
+      job->run = [st, in, req, noise, result, precision]() mutable {
         std::lock_guard<std::mutex> lock(st->mutex);
         applyThreads();
         c10::InferenceMode guard;
+        PrecisionScope precisionScope(precision);
         st->model->eval();
         torch::Tensor x = prepareInput(in.view.tensor().to(st->device), in.transform, in.threshold, st->generator);
         req.noise = noiseTensors(noise, st->device);
@@ -609,6 +622,7 @@ Napi::Value Versions(const Napi::CallbackInfo& info) {
   const long cudnn = cuda ? compat::cudnnVersion() : 0;
   o.Set("cudnn", cudnn > 0 ? Napi::Value(Napi::Number::New(env, static_cast<double>(cudnn))) : env.Null());
   o.Set("mkldnn", at::hasMKLDNN());
+  o.Set("cpuBFloat16", nativeBFloat16(torch::Device(torch::kCPU)));
   o.Set("numThreads", gNumThreads.load());
   return o;
 }
@@ -639,7 +653,10 @@ Napi::Value SetCpuFastPaths(const Napi::CallbackInfo& info) {
 Napi::Value SetCudnn(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
   if (has(o, "benchmark")) compat::setCudnnBenchmark(getBool(o, "benchmark", false));
-  if (has(o, "allowTF32")) compat::setAllowTF32(getBool(o, "allowTF32", false));
+  if (has(o, "allowTF32")) {
+    compat::setAllowTF32(getBool(o, "allowTF32", false));
+    gTf32Chosen = true;
+  }
   return info.Env().Undefined();
 }
 

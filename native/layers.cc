@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 namespace F = torch::nn::functional;
 
@@ -35,6 +37,26 @@ void setCpuFastPaths(bool channelsLast, bool linearAsConv) {
 }
 bool cpuChannelsLast() { return gChannelsLast.load(); }
 bool cpuLinearAsConv() { return gLinearAsConv.load(); }
+
+namespace {
+thread_local at::ScalarType tPrecision = at::kFloat;
+}
+PrecisionScope::PrecisionScope(at::ScalarType type) : previous_(tPrecision) { tPrecision = type; }
+PrecisionScope::~PrecisionScope() { tPrecision = previous_; }
+at::ScalarType PrecisionScope::current() { return tPrecision; }
+
+bool nativeBFloat16(const torch::Device& device) {
+  if (device.is_cuda()) return true;
+  if (const char* v = std::getenv("HVAE_CPU_BF16")) {  // "0": treat the CPU as lacking it (tests, comparisons)
+    if (std::string(v) == "0") return false;
+  }
+#if defined(__x86_64__) && defined(__GNUC__)
+  return at::globalContext().userEnabledMkldnn() &&
+         (__builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16"));
+#else
+  return false;
+#endif
+}
 
 void setConvTransposeImpl(ConvTransposeImpl impl) { gConvTImpl = static_cast<int>(impl); }
 ConvTransposeImpl convTransposeImpl() { return static_cast<ConvTransposeImpl>(gConvTImpl.load()); }
@@ -105,6 +127,8 @@ void WNLayerImpl::invalidate() {
   folded_ = false;
   foldedW_ = Tensor();
   foldedB_ = Tensor();
+  foldedWLow_ = Tensor();
+  foldedBLow_ = Tensor();
   subIndexTensor_ = Tensor();
 }
 
@@ -193,7 +217,7 @@ void WNLayerImpl::dataDependentInit(const Tensor& x) {
   invalidate();
 }
 
-Tensor WNLayerImpl::forward(const Tensor& x) {
+Tensor WNLayerImpl::forward(const Tensor& x, bool keepLow) {
   if (initPending_ && InitScope::active()) dataDependentInit(x);
   const bool useFold = !torch::GradMode::is_enabled();
   const ConvTransposeImpl impl = convTransposeImpl();
@@ -215,32 +239,52 @@ Tensor WNLayerImpl::forward(const Tensor& x) {
     if (useFold) {
       foldedW_ = w;
       foldedB_ = b;
+      foldedWLow_ = Tensor();
+      foldedBLow_ = Tensor();
       foldedSubpixel_ = subpixel;
       foldedChannelsLast_ = channelsLast;
       folded_ = true;
     }
   }
+  // Reduced precision (PrecisionScope): inference only, weights cast once, output back to float32.
+  const at::ScalarType precision = PrecisionScope::current();
+  const bool low = useFold && precision != at::kFloat;
+  Tensor in = x;
+  if (low) {
+    if (!foldedWLow_.defined() || foldedWLow_.scalar_type() != precision) {
+      foldedWLow_ = w.to(precision);
+      foldedBLow_ = b.to(precision);
+    }
+    w = foldedWLow_;
+    b = foldedBLow_;
+    if (x.scalar_type() != precision) in = x.to(precision);
+  }
+  Tensor y;
   switch (kind_) {
     case WNKind::Conv:
-      return convForward(x, w, b);
-    case WNKind::ConvTranspose: {
-      if (!subpixel) return convTransposeNative(x, w, b);
-      Tensor in = x;
-      if (subPadLo_ != subPadHi_) {
-        in = F::pad(x, F::PadFuncOptions({subPadLo_, subPadHi_, subPadLo_, subPadHi_}));
-        return at::pixel_shuffle(at::conv2d(in, w, b), stride_);
+      y = convForward(in, w, b);
+      break;
+    case WNKind::ConvTranspose:
+      if (!subpixel) {
+        y = convTransposeNative(in, w, b);
+      } else if (subPadLo_ != subPadHi_) {
+        in = F::pad(in, F::PadFuncOptions({subPadLo_, subPadHi_, subPadLo_, subPadHi_}));
+        y = at::pixel_shuffle(at::conv2d(in, w, b), stride_);
+      } else {
+        y = at::pixel_shuffle(at::conv2d(in, w, b, {1, 1}, {subPadLo_, subPadLo_}), stride_);
       }
-      return at::pixel_shuffle(at::conv2d(in, w, b, {1, 1}, {subPadLo_, subPadLo_}), stride_);
-    }
+      break;
     case WNKind::Linear:
     default:
       if (x.is_cpu() && cpuLinearAsConv()) {
         // y = x W^T + b as a 1x1 convolution over a 1x1 image: the same sums, computed by oneDNN.
-        Tensor y = at::conv2d(x.reshape({x.size(0), in_, 1, 1}), w.view({out_, in_, 1, 1}), b);
-        return y.view({x.size(0), out_});
+        y = at::conv2d(in.reshape({x.size(0), in_, 1, 1}), w.view({out_, in_, 1, 1}), b).view({x.size(0), out_});
+      } else {
+        y = at::linear(in, w, b);
       }
-      return at::linear(x, w, b);
+      break;
   }
+  return low && !keepLow ? y.to(at::kFloat) : y;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -290,8 +334,10 @@ Tensor ResBlockImpl::residualPath(const Tensor& x, const Tensor& y) const {
 
 Tensor ResBlockImpl::forward(const Tensor& x, const Tensor& aux) {
   Tensor a = residual_ ? torch::relu(x) : x;
-  Tensor y = conv1_->forward(a);
-  if (!auxOp_.is_empty() && aux.defined()) y = y + auxOp_->forward(torch::relu(aux));
+  // Under a reduced-precision scope the block's inner activation stays in that precision (conv1 -> relu -> conv2);
+  // the block's output and the residual sum are float32.
+  Tensor y = conv1_->forward(a, /*keepLow=*/true);
+  if (!auxOp_.is_empty() && aux.defined()) y = y + auxOp_->forward(torch::relu(aux), /*keepLow=*/true);
   y = torch::relu(y);
   y = conv2_->forward(y);
   if (residual_ && y.size(2) <= x.size(2)) y = y + residualPath(x, y);

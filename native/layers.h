@@ -46,6 +46,25 @@ void setCpuFastPaths(bool channelsLast, bool linearAsConv);
 bool cpuChannelsLast();
 bool cpuLinearAsConv();
 
+// The arithmetic of the convolutions and dense layers at inference, for the calls made on this thread while a
+// scope is alive. Float (the default) is the contract's float32. BFloat16 is an opt-in speed setting (a deliberate
+// difference from ALGORITHM.md, which is float32 throughout): each layer's folded weight and bias are cast to
+// bfloat16 once and cached, each layer's input is cast to bfloat16 and its output back to float32, so everything
+// between the layers (activations, residual sums, the likelihoods, KL terms, log-mean-exp) stays float32.
+// Training (grad mode on) ignores it. Its effect on the scores and AUROCs is measured in bench/RESULTS.md.
+class PrecisionScope {
+ public:
+  explicit PrecisionScope(at::ScalarType type);
+  ~PrecisionScope();
+  static at::ScalarType current();
+
+ private:
+  at::ScalarType previous_;
+};
+// Whether `device` runs bfloat16 convolutions natively: CUDA, or a CPU with AVX-512 BF16 or AMX (where oneDNN has
+// bfloat16 kernels; elsewhere LibTorch falls back to a slow reference path).
+bool nativeBFloat16(const torch::Device& device);
+
 // A weight-normalised layer (W = g * v / ||v||, §2.3) with bias and data-dependent initialisation (§2.4).
 //  - Conv: weight_v (out,in,k,k), weight_g (out,1,1,1); TF-style "same" padding (§2.2).
 //  - ConvTranspose: weight_v (in,out,k,k), weight_g (1,out,1,1); output n*s after the crop of §2.2.
@@ -55,7 +74,9 @@ class WNLayerImpl : public torch::nn::Module {
  public:
   WNLayerImpl(WNKind kind, int64_t in, int64_t out, int64_t kernel = 1, int64_t stride = 1);
 
-  Tensor forward(const Tensor& x);
+  // keepLow: under a reduced-precision scope, return the output in that precision (for a caller that feeds it
+  // straight into another layer); otherwise the output is float32.
+  Tensor forward(const Tensor& x, bool keepLow = false);
 
   // Forget folded weights (after an optimizer step, a load, or a device move).
   void invalidate();
@@ -91,6 +112,7 @@ class WNLayerImpl : public torch::nn::Module {
   mutable bool folded_ = false;
   mutable bool foldedSubpixel_ = false;
   mutable bool foldedChannelsLast_ = false;
+  mutable Tensor foldedWLow_, foldedBLow_;  // bfloat16 copies of foldedW_/foldedB_ (PrecisionScope)
 };
 TORCH_MODULE(WNLayer);
 
@@ -98,7 +120,7 @@ TORCH_MODULE(WNLayer);
 class NamedImpl : public torch::nn::Module {
  public:
   NamedImpl(const std::string& name, WNLayer layer) : layer_(register_module(name, std::move(layer))) {}
-  Tensor forward(const Tensor& x) { return layer_->forward(x); }
+  Tensor forward(const Tensor& x, bool keepLow = false) { return layer_->forward(x, keepLow); }
   WNLayer& layer() { return layer_; }
 
  private:

@@ -42,6 +42,21 @@ describe(`13 CUDA${why}`, function () {
     gpu.dispose();
   });
 
+  it("precision 'bfloat16' on cuda stays within 1% (plus 0.5 nats) of float32 on the fixtures", async function () {
+    const file = path.join(FIXTURES, 'grey', 'weights.safetensors');
+    const gpu = HVAE.load(file, { config: 'fashionmnist', device: 'cuda' });
+    assert.equal(gpu.supportsBFloat16, true);
+    const x = readSafetensors(path.join(FIXTURES, 'grey', 'inputs.safetensors')).tensors.get('x_fashion')!;
+    const batch = { data: x.data as Float32Array, shape: x.shape as [number, number, number, number] };
+    const run = async (precision: 'float32' | 'bfloat16') => { gpu.seed(0); return gpu.scores(batch, { k: [1, 2], precision }); };
+    const a = await run('float32');
+    const b = await run('bfloat16');
+    for (const [name, u, v] of [['elbo', a.elbo, b.elbo], ['L>1', a.boundAboveK[1], b.boundAboveK[1]], ['L>2', a.boundAboveK[2], b.boundAboveK[2]]] as const) {
+      for (let i = 0; i < u.length; i++) assert.ok(Math.abs(u[i] - v[i]) <= 0.5 + 0.01 * Math.abs(u[i]), `${name}[${i}]: float32 ${u[i]} bfloat16 ${v[i]}`);
+    }
+    gpu.dispose();
+  });
+
   it('training steps and generation run on cuda', async function () {
     const m = HVAE.create({ preset: 'fashionmnist', device: 'cuda' });
     const data = new Uint8Array(64 * 784).fill(90);

@@ -21,6 +21,8 @@ export interface EvaluateOptions {
   importanceSamplesAboveK?: number;
   /** `'mode'` (reference) or `'sample'` (paper) for the lower latents of L>k. Default `'mode'`. */
   lowerLatents?: 'mode' | 'sample';
+  /** Arithmetic of the layers (see {@link ScoreOptions.precision}). Default `'float32'`. */
+  precision?: 'float32' | 'bfloat16';
   /** Input transform (default `'auto'`: dynamic binarization / dequantization, as the reference evaluates). */
   transform?: InputTransform;
   /** Images per scoring call. Default 500 (the reference's evaluation batch). */
@@ -76,7 +78,7 @@ export interface EvaluationReport {
   /** Reference (in-distribution test) set name. */
   reference: string;
   /** Settings used. */
-  settings: { k: number[]; importanceSamples: number; importanceSamplesAboveK: number; lowerLatents: string; seed: number; limit: number | null };
+  settings: { k: number[]; importanceSamples: number; importanceSamplesAboveK: number; lowerLatents: string; precision: string; seed: number; limit: number | null };
   /** One row per OOD set and score. */
   rows: EvaluationRow[];
   /** Per OOD set: the k whose LLR>k has the highest AUROC (the paper's dataset-level choice, which uses labels). */
@@ -121,6 +123,7 @@ export async function scoreDataset(model: HVAE, data: Dataset, options: Evaluate
     const s = await model.scores(b.images, {
       k: ks, importanceSamples: options.importanceSamples ?? 1, importanceSamplesAboveK: options.importanceSamplesAboveK ?? 1,
       lowerLatents: options.lowerLatents ?? 'mode', transform: options.transform ?? 'auto',
+      precision: options.precision ?? 'float32',
     });
     out.elbo.set(s.elbo, at);
     for (const k of ks) {
@@ -189,7 +192,7 @@ export async function evaluateOOD(
   const reference = await scoreDataset(model, sets.id, { ...options, k: ks, indices: refIdx });
   const report: EvaluationReport = {
     reference: sets.id.name,
-    settings: { k: ks, importanceSamples: S, importanceSamplesAboveK: options.importanceSamplesAboveK ?? 1, lowerLatents: options.lowerLatents ?? 'mode', seed, limit: limit ?? null },
+    settings: { k: ks, importanceSamples: S, importanceSamplesAboveK: options.importanceSamplesAboveK ?? 1, lowerLatents: options.lowerLatents ?? 'mode', precision: options.precision ?? 'float32', seed, limit: limit ?? null },
     rows: [], bestK: {}, scores: { [sets.id.name]: reference }, pairs: {},
   };
   for (const d of others) {
@@ -220,7 +223,7 @@ export function reportMarkdown(report: EvaluationReport, title = `In-distributio
   const lines = [
     `### ${title}`,
     '',
-    `Scores: -L>k and LLR>k (higher = more OOD); OOD is the positive class. ELBO importance samples S = ${report.settings.importanceSamples}; L>k samples S' = ${report.settings.importanceSamplesAboveK}; lower latents: ${report.settings.lowerLatents}.`,
+    `Scores: -L>k and LLR>k (higher = more OOD); OOD is the positive class. ELBO importance samples S = ${report.settings.importanceSamples}; L>k samples S' = ${report.settings.importanceSamplesAboveK}; lower latents: ${report.settings.lowerLatents}${report.settings.precision === 'float32' ? '' : `; precision: ${report.settings.precision}`}.`,
     '',
     '| OOD set | score | AUROC | AUPRC | FPR80 | FPR95 | n (ID / OOD) |',
     '|---|---|---|---|---|---|---|',

@@ -77,6 +77,23 @@ export function setNumThreads(n: number): number {
   try { return loadNative().setNumThreads(Math.trunc(n)); } catch (e) { throw fromNative(e); }
 }
 
+/**
+ * CUDA settings (process-wide; no effect on CPU).
+ * - `benchmark`: cuDNN autotuning for the fixed shapes of each call. On from the first CUDA model.
+ * - `allowTF32`: let cuDNN and cuBLAS run float32 convolutions and matrix products in TF32 (10-bit mantissa; faster
+ *   on Ampere and later GPUs). Off by default, so float32 scores are float32 as the contract says; LibTorch's own
+ *   default (and PyTorch's, for convolutions) is on. For reduced precision with a measured accuracy cost see
+ *   the `precision` option of {@link HVAE.scores}.
+ */
+export function setCudnn(options: { benchmark?: boolean; allowTF32?: boolean }): void {
+  if (!options || typeof options !== 'object') throw new HVAEError('ERR_HVAE_OPTION', 'setCudnn needs { benchmark?, allowTF32? }');
+  for (const [k, v] of Object.entries(options)) {
+    if (k !== 'benchmark' && k !== 'allowTF32') throw new HVAEError('ERR_HVAE_OPTION', `setCudnn: unknown option '${k}'`);
+    if (typeof v !== 'boolean') throw new HVAEError('ERR_HVAE_OPTION', `setCudnn: ${k} must be a boolean`);
+  }
+  try { loadNative().setCudnn(options); } catch (e) { throw fromNative(e); }
+}
+
 /** The number of intra-op CPU threads in effect. */
 export function getNumThreads(): number {
   return loadNative().getNumThreads();

@@ -20,6 +20,8 @@ export interface NativeVersions {
   cudaVersion: number | null;
   cudnn: number | null;
   mkldnn: boolean;
+  /** Whether this CPU runs bfloat16 convolutions natively (AVX-512 BF16 or AMX): `precision: 'bfloat16'` on CPU. */
+  cpuBFloat16: boolean;
   numThreads: number;
 }
 

@@ -31,7 +31,7 @@ node -e "console.log(JSON.stringify(require('./build/Release/hvae_native.node').
 echo "== tests (CUDA enabled)"
 # Only what the GPU adds: the CUDA tests, plus the bridge and async tests on this build. The rest of the suite needs
 # ../shared in full and Debian's FashionMNIST, which that machine has not; CI runs it on CPU.
-HVAE_TEST_CUDA=1 node node_modules/mocha/bin/mocha.js --no-config --require .test-build/setup.js --timeout 120000 --spec .test-build/13.cuda.test.js --spec .test-build/11.bridge.test.js \
+HVAE_TEST_CUDA=1 node node_modules/mocha/bin/mocha.js --no-config --require .test-build/setup.js --timeout 120000 --spec .test-build/13.cuda.test.js --spec .test-build/11.bridge.test.js --spec .test-build/14.precision.test.js \
   --spec .test-build/12.async.test.js 2>&1 | tail -60 | tee "$OUT/tests.txt"
 if [ -f bench/run.js ]; then
   echo "== benchmarks"

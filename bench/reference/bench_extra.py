@@ -5,6 +5,10 @@
   e2e       benchmark (c) for the reference: read MNIST test from its IDX .gz file, binarize, score L^1 and L>k for
             k = 0, 1, 2 with the optimized flavour in batches of 250, write one JSON line per image; repeated,
             {"images_per_s_median", "runs_s", "peak_rss_mb"}.
+  precision-error  what torch.autocast(bfloat16) changes in the scores: the first --limit FashionMNIST test images
+            (--input, IDX .gz), binarized with a seeded generator, scored (optimized flavour, S = 1, k = 0, 1, 2)
+            in float32 and under autocast with the same torch.manual_seed; per score the median / p99 / max
+            absolute difference in nats, and images/s of each.
 
   /usr/bin/python3 bench/reference/bench_extra.py --task convrate --threads 2 --json
   /usr/bin/python3 bench/reference/bench_extra.py --task e2e --weights W --input t10k-images-idx3-ubyte.gz \\
@@ -82,9 +86,38 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def precision_error(weights: str, images: str, limit: int) -> dict:
+    model = H.build_model(H.resolve_config(preset='fashionmnist'), weights)
+    model.eval()
+    model.fold(channels_last=True)
+    with gzip.open(images, 'rb') as f:
+        raw = f.read()[16:16 + limit * 784]
+    x = torch.from_numpy(np.frombuffer(raw, np.uint8).reshape(-1, 1, 28, 28).astype(np.float32) / 255.0)
+    x = torch.bernoulli(x, generator=torch.Generator().manual_seed(0))
+
+    def run(autocast: bool):
+        torch.manual_seed(0)
+        t0 = time.perf_counter()
+        with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+            out = H.score_optimized(model, x, 1, [0, 1, 2])
+        return out, time.perf_counter() - t0
+
+    run(False)  # warm-up
+    (a, ta), (b, tb) = run(False), run(True)
+
+    def stats(u, v):
+        d = (v.float() - u.float()).abs()
+        return {'median': d.median().item(), 'p99': d.quantile(0.99).item(), 'max': d.max().item()}
+    return {'task': 'precision-error', 'images': int(x.shape[0]), 'torch': torch.__version__,
+            'elbo': stats(a[0]['elbo'], b[0]['elbo']), 'mean_elbo': a[0]['elbo'].mean().item(),
+            'bound_above_k': {k: stats(a[k]['Lk'], b[k]['Lk']) for k in (1, 2)},
+            'llr': {k: stats(a[k]['llr'], b[k]['llr']) for k in (1, 2)},
+            'images_per_s': {'float32': x.shape[0] / ta, 'bfloat16': x.shape[0] / tb}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument('--task', choices=['convrate', 'e2e'], required=True)
+    ap.add_argument('--task', choices=['convrate', 'e2e', 'precision-error'], required=True)
     ap.add_argument('--weights')
     ap.add_argument('--input')
     ap.add_argument('--output', default='/tmp/hvae-ref-e2e.jsonl')
@@ -98,6 +131,8 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     if a.task == 'convrate':
         res = {'task': 'convrate', 'device': a.device, 'threads': a.threads, 'gflops': conv_rate(a.device)}
+    elif a.task == 'precision-error':
+        res = precision_error(a.weights, a.input, a.limit)
     else:
         model = H.build_model(H.resolve_config(preset='fashionmnist'), a.weights).to(a.device)
         runs = [e2e_once(model, a.input, a.limit, a.output, a.device) for _ in range(a.repeats)]

@@ -80,6 +80,13 @@ def main() -> None:
     ap.add_argument('--mem-budget-mb', type=float, default=1024.0, help='chunking budget (optimized score)')
     ap.add_argument('--blas', choices=['auto', 'system'], default='auto',
                     help='auto: re-run under OpenBLAS when one is found (dense layers only; reported as "blas")')
+    ap.add_argument('--precision', choices=['float32', 'bfloat16'], default='float32',
+                    help='bfloat16: score under torch.autocast(bfloat16) (optimized flavour only): what eager PyTorch '
+                         'offers for reduced-precision inference')
+    ap.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]'")
+    ap.add_argument('--tf32', action='store_true',
+                    help='CUDA: allow TF32 in cuDNN convolutions and matmuls (PyTorch\'s default for cuDNN; off here, '
+                         'as in hvae-native, so both sides compute float32)')
     ap.add_argument('--json', action='store_true', help='print one JSON object')
     args = ap.parse_args()
 
@@ -98,6 +105,12 @@ def main() -> None:
     if any(k < 0 or k >= len(config['stages']) for k in ks):
         raise SystemExit(f'each k must be in 0..{len(config["stages"]) - 1}')
 
+    device = torch.device(args.device)
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = args.tf32
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
     t0 = time.perf_counter()
     model = H.build_model(config, args.weights, seed=args.seed, init_batch=args.init_batch)
     build_s = time.perf_counter() - t0
@@ -106,9 +119,13 @@ def main() -> None:
                            {'config': json.dumps(config), 'source': 'bench/reference/bench_ref.py',
                             'init': f'loaded {args.weights}' if args.weights else
                             f'torch.manual_seed({args.seed}); data-dependent init on random_batch(seed={args.seed + 1})'})
+    model = model.to(device)
     x = load_input(args.input, config, args.batch) if args.input else H.random_batch(config, args.batch, args.seed + 2)
+    x = x.to(device)
 
     extra = {}
+    if args.precision != 'float32' and (args.task != 'score' or args.flavour != 'optimized'):
+        raise SystemExit('--precision bfloat16 is for --task score --flavour optimized')
     if args.task == 'score':
         if args.flavour == 'official':
             def run():
@@ -124,8 +141,12 @@ def main() -> None:
             extra['chunk'] = max(1, min(args.batch, int(args.mem_budget_mb * 2 ** 20 //
                                                         H._row_bytes(model, len(groups)))))
 
+            autocast = args.precision == 'bfloat16'
+            extra['precision'] = args.precision
+
             def run():
-                H.score_optimized(model, x, args.samples, ks, mem_budget_mb=args.mem_budget_mb)
+                with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+                    H.score_optimized(model, x, args.samples, ks, mem_budget_mb=args.mem_budget_mb)
     else:
         model.unfold()
         opt = H.make_optimizer(model, args.flavour, lr=args.lr)
@@ -135,16 +156,19 @@ def main() -> None:
 
     for _ in range(args.warmup):
         run()
+    sync()
     runs = []
     for _ in range(args.repeats):
         t1 = time.perf_counter()
         run()
+        sync()
         runs.append(time.perf_counter() - t1)
     med = statistics.median(runs) if runs else float('nan')
     result = {
         'task': args.task, 'flavour': args.flavour, 'preset': preset_label, 'batch': args.batch,
         'samples': args.samples if args.task == 'score' else 1, 'ks': ks if args.task == 'score' else [],
-        'threads': args.threads, 'torch': torch.__version__,
+        'threads': args.threads, 'torch': torch.__version__, 'device': args.device,
+        **({'tf32': args.tf32} if device.type == 'cuda' else {}),
         'images_per_s_median': args.batch / med if runs else None,
         'runs_s': [round(r, 6) for r in runs], 'median_s': med if runs else None,
         'warmup': args.warmup, 'repeats': args.repeats,
