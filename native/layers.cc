@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace F = torch::nn::functional;
@@ -45,17 +47,31 @@ PrecisionScope::PrecisionScope(at::ScalarType type) : previous_(tPrecision) { tP
 PrecisionScope::~PrecisionScope() { tPrecision = previous_; }
 at::ScalarType PrecisionScope::current() { return tPrecision; }
 
+namespace {
+// The CPU's flags as the kernel reports them (no compiler-specific feature names): AVX-512 BF16 or AMX-BF16.
+bool cpuFlagsHaveBFloat16() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line);
+    std::string w;
+    while (words >> w) {
+      if (w == "avx512_bf16" || w == "amx_bf16") return true;
+    }
+    return false;  // the first processor's flags suffice
+  }
+  return false;
+}
+}  // namespace
+
 bool nativeBFloat16(const torch::Device& device) {
   if (device.is_cuda()) return true;
   if (const char* v = std::getenv("HVAE_CPU_BF16")) {  // "0": treat the CPU as lacking it (tests, comparisons)
     if (std::string(v) == "0") return false;
   }
-#if defined(__x86_64__) && defined(__GNUC__)
-  return at::globalContext().userEnabledMkldnn() &&
-         (__builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16"));
-#else
-  return false;
-#endif
+  static const bool flags = cpuFlagsHaveBFloat16();
+  return flags && at::globalContext().userEnabledMkldnn();
 }
 
 void setConvTransposeImpl(ConvTransposeImpl impl) { gConvTImpl = static_cast<int>(impl); }

@@ -49,8 +49,9 @@ bool cpuLinearAsConv();
 // The arithmetic of the convolutions and dense layers at inference, for the calls made on this thread while a
 // scope is alive. Float (the default) is the contract's float32. BFloat16 is an opt-in speed setting (a deliberate
 // difference from ALGORITHM.md, which is float32 throughout): each layer's folded weight and bias are cast to
-// bfloat16 once and cached, each layer's input is cast to bfloat16 and its output back to float32, so everything
-// between the layers (activations, residual sums, the likelihoods, KL terms, log-mean-exp) stays float32.
+// bfloat16 once and cached, each layer's input is cast to bfloat16 and its output back to float32 (except inside a
+// residual block, where conv1 -> ReLU -> conv2 stays bfloat16: `keepLow`), so everything between the blocks
+// (block outputs, residual sums, the heads' outputs, the likelihoods, KL terms, log-mean-exp) stays float32.
 // Training (grad mode on) ignores it. Its effect on the scores and AUROCs is measured in bench/RESULTS.md.
 class PrecisionScope {
  public:
