@@ -6,7 +6,7 @@
  */
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { HVAE, versions, readSafetensors } from 'hvae-native';
+import { HVAE, versions, readSafetensors, setCudnn } from 'hvae-native';
 import { FIXTURES } from './setup.js';
 
 function fixtureBatch() {
@@ -32,6 +32,12 @@ describe('14 precision', function () {
   let model: HVAE;
   before(function () { model = HVAE.load(file, { config: 'fashionmnist' }); });
   after(function () { model.dispose(); });
+
+  it('setCudnn takes only boolean benchmark / allowTF32 (a no-op without CUDA)', function () {
+    assert.throws(() => setCudnn({ allowTF32: 1 as unknown as boolean }), { code: 'ERR_HVAE_OPTION', message: /allowTF32 must be a boolean/ });
+    assert.throws(() => setCudnn({ tf32: true } as unknown as { allowTF32: boolean }), { code: 'ERR_HVAE_OPTION', message: /unknown option 'tf32'/ });
+    assert.doesNotThrow(() => setCudnn({ benchmark: true, allowTF32: false }));
+  });
 
   it('an unknown precision is ERR_HVAE_OPTION', async function () {
     const { batch } = fixtureBatch();

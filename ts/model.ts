@@ -64,9 +64,10 @@ export interface ScoreOptions {
   returnElboSamples?: boolean;
   /**
    * Arithmetic of the convolutions and dense layers. `'float32'` (default) is the contract's. `'bfloat16'` runs
-   * each layer in bfloat16 with float32 everywhere between layers (likelihoods, KL, sums): about 2x faster on CPUs
-   * with AVX-512 BF16 or AMX and on GPUs, at a measured cost in score accuracy (bench/RESULTS.md). Needs CUDA or
-   * such a CPU (`ERR_HVAE_DEVICE` otherwise; see {@link HVAE.supportsBFloat16}).
+   * the layers in bfloat16 and keeps float32 between residual blocks (block outputs, residual sums, likelihoods,
+   * KL): 1.8x faster on a CPU with AVX-512 BF16, at a measured cost in accuracy (main job: AUROCs within 0.008,
+   * ELBOs about 0.2%; bench/RESULTS.md). Needs CUDA or a CPU with AVX-512 BF16 or AMX (`ERR_HVAE_DEVICE`
+   * otherwise; see {@link HVAE.supportsBFloat16}).
    */
   precision?: 'float32' | 'bfloat16';
   /** Return log p(x|z) and the per-layer KL of each L>k. Default false. */
