@@ -4,8 +4,8 @@
  */
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { HVAE, versions, readSafetensors } from 'hvae-native';
-import { FIXTURES } from './setup.js';
+import { HVAE, versions } from 'hvae-native';
+import { FIXTURES, greyFixtureBatch } from './setup.js';
 
 const cuda = versions.cuda && versions.cudaDeviceCount > 0;
 const why = cuda ? '' : ` (skipped: LibTorch ${versions.libtorch} is a ${versions.flavour} build${versions.flavour === 'cuda' ? ' but no CUDA device is visible' : ''})`;
@@ -19,20 +19,7 @@ describe(`13 CUDA${why}`, function () {
     const file = path.join(FIXTURES, 'grey', 'weights.safetensors');
     const cpu = HVAE.load(file, { config: 'fashionmnist' });
     const gpu = HVAE.load(file, { config: 'fashionmnist', device: 'cuda' });
-    const t = (f: string) => readSafetensors(path.join(FIXTURES, 'grey', f)).tensors;
-    const x = t('inputs.safetensors').get('x_fashion')!;
-    const n = t('noise.safetensors');
-    const cat = (...names: string[]) => {
-      const parts = names.map((k) => n.get(k)!);
-      const data = new Float32Array(parts.reduce((s, p) => s + p.data.length, 0));
-      let o = 0;
-      for (const p of parts) { data.set(p.data as Float32Array, o); o += p.data.length; }
-      const shape = parts[0].shape.slice();
-      shape[0] = parts.reduce((s, p) => s + p.shape[0], 0);
-      return { data, shape };
-    };
-    const noise = [cat('eps.elbo.z1'), cat('eps.elbo.z2', 'eps.k1.z2'), cat('eps.elbo.z3', 'eps.k1.z3', 'eps.k2.z3')];
-    const batch = { data: x.data as Float32Array, shape: x.shape as [number, number, number, number] };
+    const { batch, noise } = greyFixtureBatch();
     const a = await cpu.scores(batch, { k: [1, 2], _noise: noise });
     const b = await gpu.scores(batch, { k: [1, 2], _noise: noise });
     for (const [name, u, v] of [['elbo', a.elbo, b.elbo], ['L>1', a.boundAboveK[1], b.boundAboveK[1]], ['L>2', a.boundAboveK[2], b.boundAboveK[2]]] as const) {
@@ -46,8 +33,7 @@ describe(`13 CUDA${why}`, function () {
     const file = path.join(FIXTURES, 'grey', 'weights.safetensors');
     const gpu = HVAE.load(file, { config: 'fashionmnist', device: 'cuda' });
     assert.equal(gpu.supportsBFloat16, true);
-    const x = readSafetensors(path.join(FIXTURES, 'grey', 'inputs.safetensors')).tensors.get('x_fashion')!;
-    const batch = { data: x.data as Float32Array, shape: x.shape as [number, number, number, number] };
+    const { batch } = greyFixtureBatch();
     const run = async (precision: 'float32' | 'bfloat16') => { gpu.seed(0); return gpu.scores(batch, { k: [1, 2], precision }); };
     const a = await run('float32');
     const b = await run('bfloat16');

@@ -6,25 +6,8 @@
  */
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { HVAE, versions, readSafetensors, setCudnn } from 'hvae-native';
-import { FIXTURES } from './setup.js';
-
-function fixtureBatch() {
-  const t = (f: string) => readSafetensors(path.join(FIXTURES, 'grey', f)).tensors;
-  const x = t('inputs.safetensors').get('x_fashion')!;
-  const n = t('noise.safetensors');
-  const cat = (...names: string[]) => {
-    const parts = names.map((k) => n.get(k)!);
-    const data = new Float32Array(parts.reduce((s, p) => s + p.data.length, 0));
-    let o = 0;
-    for (const p of parts) { data.set(p.data as Float32Array, o); o += p.data.length; }
-    const shape = parts[0].shape.slice();
-    shape[0] = parts.reduce((s, p) => s + p.shape[0], 0);
-    return { data, shape };
-  };
-  const noise = [cat('eps.elbo.z1'), cat('eps.elbo.z2', 'eps.k1.z2'), cat('eps.elbo.z3', 'eps.k1.z3', 'eps.k2.z3')];
-  return { batch: { data: x.data as Float32Array, shape: x.shape as [number, number, number, number] }, noise };
-}
+import { HVAE, versions, setCudnn } from 'hvae-native';
+import { FIXTURES, greyFixtureBatch as fixtureBatch } from './setup.js';
 
 describe('14 precision', function () {
   this.timeout(120000);

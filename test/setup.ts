@@ -12,6 +12,33 @@ export const SHARED = process.env.HVAE_SHARED ?? path.resolve(ROOT, '..', 'share
 /** Fixtures folder. */
 export const FIXTURES = path.join(SHARED, 'fixtures');
 
+/**
+ * The grey fixture's FashionMNIST inputs and its recorded standard-normal noise, in the engine's row order for
+ * `scores(batch, { k: [1, 2], _noise })` (per encoder layer: the ELBO rows, then the L>1 rows, then L>2).
+ */
+export function greyFixtureBatch(): {
+  batch: { data: Float32Array; shape: [number, number, number, number] };
+  noise: { data: Float32Array; shape: number[] }[];
+} {
+  // Required lazily so that this setup file does not load the addon for test files that never need it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { readSafetensors } = require('hvae-native') as typeof import('hvae-native');
+  const t = (f: string) => readSafetensors(path.join(FIXTURES, 'grey', f)).tensors;
+  const x = t('inputs.safetensors').get('x_fashion')!;
+  const n = t('noise.safetensors');
+  const cat = (...names: string[]) => {
+    const parts = names.map((k) => n.get(k)!);
+    const data = new Float32Array(parts.reduce((s, p) => s + p.data.length, 0));
+    let o = 0;
+    for (const p of parts) { data.set(p.data as Float32Array, o); o += p.data.length; }
+    const shape = parts[0].shape.slice();
+    shape[0] = parts.reduce((s, p) => s + p.shape[0], 0);
+    return { data, shape };
+  };
+  const noise = [cat('eps.elbo.z1'), cat('eps.elbo.z2', 'eps.k1.z2'), cat('eps.elbo.z3', 'eps.k1.z3', 'eps.k2.z3')];
+  return { batch: { data: x.data as Float32Array, shape: x.shape as [number, number, number, number] }, noise };
+}
+
 let tmpRoot: string | undefined;
 /** A fresh temporary directory for one test (removed at the end of the run). */
 export function tmpDir(prefix = 'hvae-test-'): string {
