@@ -14,6 +14,7 @@
 
 #include <torch/csrc/autograd/profiler_legacy.h>
 
+#include "allocator.h"
 #include "bounds.h"
 #include "bridge.h"
 #include "compat.h"
@@ -660,6 +661,29 @@ Napi::Value SetCudnn(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setCpuCache({ maxBytes }): the limit on CPU memory kept for reuse (allocator.h); { empty: true } releases it.
+Napi::Value SetCpuCache(const Napi::CallbackInfo& info) {
+  Napi::Object o = info[0].As<Napi::Object>();
+  if (has(o, "maxBytes")) setCpuCacheLimit(static_cast<size_t>(std::max(0.0, o.Get("maxBytes").As<Napi::Number>().DoubleValue())));
+  if (getBool(o, "empty", false)) emptyCpuCache();
+  return info.Env().Undefined();
+}
+
+Napi::Value CpuCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const CpuCacheStats s = cpuCacheStats();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("installed", s.installed);
+  o.Set("maxBytes", static_cast<double>(s.maxBytes));
+  o.Set("cachedBytes", static_cast<double>(s.cachedBytes));
+  o.Set("cachedBlocks", static_cast<double>(s.cachedBlocks));
+  o.Set("liveBytes", static_cast<double>(s.liveBytes));
+  o.Set("peakLiveBytes", static_cast<double>(s.peakLiveBytes));
+  o.Set("hits", static_cast<double>(s.hits));
+  o.Set("misses", static_cast<double>(s.misses));
+  return o;
+}
+
 Napi::Value Throw(const Napi::CallbackInfo& info) {
   // Test hook: raises a LibTorch error inside a worker to prove it becomes a JS error, never an abort.
   auto job = std::make_shared<Job>();
@@ -712,6 +736,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     }
     gNumThreads = n;
   }
+  // LibTorch's CPU tensors come from a caching allocator (allocator.h): worker-thread malloc arenas would otherwise
+  // return each step's working set to the kernel and fault it back in.
+  installCpuCachingAllocator();
   // Per-environment state (the main thread and every worker_threads worker get their own): the class
   // constructor, released by N-API when the environment is torn down.
   Napi::Function ctor = ModelWrap::Define(env);
@@ -724,6 +751,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setConvTranspose", Napi::Function::New(env, SetConvTranspose));
   exports.Set("setCudnn", Napi::Function::New(env, SetCudnn));
   exports.Set("setCpuFastPaths", Napi::Function::New(env, SetCpuFastPaths));
+  exports.Set("setCpuCache", Napi::Function::New(env, SetCpuCache));
+  exports.Set("cpuCache", Napi::Function::New(env, CpuCache));
   exports.Set("_throw", Napi::Function::New(env, Throw));
   exports.Set("_spin", Napi::Function::New(env, Spin));
   return exports;

@@ -58,3 +58,11 @@ inline void setAllowTF32(bool on) {
 
 }  // namespace compat
 }  // namespace hvae
+
+// c10::Allocator gained a pure virtual copy_data() in LibTorch 2.3; an allocator declares it with this marker so
+// that it overrides there and is a plain member function on 1.13.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#define HVAE_ALLOCATOR_COPY_DATA_OVERRIDE override
+#else
+#define HVAE_ALLOCATOR_COPY_DATA_OVERRIDE
+#endif

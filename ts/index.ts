@@ -6,7 +6,7 @@
  * const model = HVAE.create({ preset: 'fashionmnist' });
  * ```
  */
-import { loadNative, NativeVersions, nativePath } from './native.js';
+import { CpuCacheStats, loadNative, NativeVersions, nativePath } from './native.js';
 import { fromNative, HVAEError } from './errors.js';
 
 export { HVAE } from './model.js';
@@ -16,6 +16,7 @@ export type {
 } from './model.js';
 export { HVAEError } from './errors.js';
 export type { HVAEErrorCode } from './errors.js';
+export type { CpuCacheStats } from './native.js';
 export { preset, presetNames, resolveConfig, validateConfig, latentShapes, dataDims } from './config.js';
 export type { HVAEConfig, StageConfig, LatentConfig, PresetName, ConfigInput } from './config.js';
 export type { ImageBatch, ImageData, FloatTensor } from './tensor.js';
@@ -92,6 +93,36 @@ export function setCudnn(options: { benchmark?: boolean; allowTF32?: boolean }):
     if (typeof v !== 'boolean') throw new HVAEError('ERR_HVAE_OPTION', `setCudnn: ${k} must be a boolean`);
   }
   try { loadNative().setCudnn(options); } catch (e) { throw fromNative(e); }
+}
+
+/**
+ * CPU memory kept for reuse (process-wide). LibTorch's CPU tensors of 1 MiB and more come from a cache: without
+ * it, the C library returns each training step's working set to the kernel when the step ends and the next step
+ * pays to fault it in again (the computation runs on worker threads, whose malloc arenas do that), which cost a
+ * third of a training step's time on CPU. The cache never holds more than `maxBytes`, and it never lets the
+ * footprint exceed the most memory that was live at once.
+ * - `maxBytes`: the limit on cached bytes. The default is `HVAE_CPU_CACHE_MB` (MiB) or else the smaller of 4 GiB and
+ *   a quarter of RAM. 0 stops caching and releases what is held. `HVAE_CPU_CACHE_MB=0` at start-up leaves
+ *   LibTorch's own allocator in place.
+ * - `empty`: release what is cached now (for example after training, before a long idle period).
+ */
+export function setCpuCache(options: { maxBytes?: number; empty?: boolean }): void {
+  if (!options || typeof options !== 'object') throw new HVAEError('ERR_HVAE_OPTION', 'setCpuCache needs { maxBytes?, empty? }');
+  for (const [k, v] of Object.entries(options)) {
+    if (k === 'maxBytes') {
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new HVAEError('ERR_HVAE_OPTION', 'setCpuCache: maxBytes must be a number >= 0');
+    } else if (k === 'empty') {
+      if (typeof v !== 'boolean') throw new HVAEError('ERR_HVAE_OPTION', 'setCpuCache: empty must be a boolean');
+    } else {
+      throw new HVAEError('ERR_HVAE_OPTION', `setCpuCache: unknown option '${k}'`);
+    }
+  }
+  try { loadNative().setCpuCache(options); } catch (e) { throw fromNative(e); }
+}
+
+/** What the CPU memory cache of {@link setCpuCache} holds now, and how often it was hit. */
+export function cpuCache(): CpuCacheStats {
+  return loadNative().cpuCache();
 }
 
 /** The number of intra-op CPU threads in effect. */

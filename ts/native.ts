@@ -93,6 +93,8 @@ export interface NativeAddon {
   setConvTranspose(mode: 'native' | 'subpixel' | 'auto'): void;
   setCudnn(options: { benchmark?: boolean; allowTF32?: boolean }): void;
   setCpuFastPaths(options: { channelsLast?: boolean; linearAsConv?: boolean }): void;
+  setCpuCache(options: { maxBytes?: number; empty?: boolean }): void;
+  cpuCache(): CpuCacheStats;
   _throw(kind: string): Promise<void>;
   _spin(ms: number): Promise<void>;
 }
@@ -239,4 +241,24 @@ export function loadNative(): NativeAddon {
     `Fix: ${fix}.`,
   ].join('\n');
   throw new HVAEError('ERR_HVAE_LOAD', message);
+}
+
+/** What the CPU memory cache holds (see {@link cpuCache} in the public API). */
+export interface CpuCacheStats {
+  /** Whether the cache serves LibTorch's CPU tensors (false when `HVAE_CPU_CACHE_MB=0` was set at start-up). */
+  installed: boolean;
+  /** The most bytes kept for reuse. */
+  maxBytes: number;
+  /** Bytes kept for reuse now. */
+  cachedBytes: number;
+  /** Blocks kept for reuse now. */
+  cachedBlocks: number;
+  /** Bytes in large blocks (1 MiB and more) that tensors hold now. */
+  liveBytes: number;
+  /** The most bytes in large blocks held at once so far. */
+  peakLiveBytes: number;
+  /** Large requests served from the cache. */
+  hits: number;
+  /** Large requests that went to the C library. */
+  misses: number;
 }
