@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <list>
@@ -23,6 +24,8 @@ namespace {
 constexpr size_t kAlignment = 64;               // as c10::alloc_cpu (AVX-512 loads)
 constexpr size_t kLargeBlock = size_t{1} << 20; // blocks of at least 1 MiB are cached
 constexpr size_t kRounding = size_t{1} << 16;   // large requests are rounded up to 64 KiB
+
+std::atomic<int> gCachingScopes{0};
 
 size_t defaultLimit() {
   if (const char* e = std::getenv("HVAE_CPU_CACHE_MB")) {
@@ -144,7 +147,7 @@ class CachingCpuAllocator final : public c10::Allocator {
         const size_t size = it->second;
         sizes_.erase(it);
         live_ -= size;
-        if (size <= limit_) {
+        if (size <= limit_ && gCachingScopes.load(std::memory_order_relaxed) > 0) {
           if (cached_ + size > limit_) evictLocked(limit_ - size);
           lru_.push_back({p, size});
           bySize_.emplace(size, std::prev(lru_.end()));
@@ -187,6 +190,9 @@ CachingCpuAllocator* CachingCpuAllocator::instance = nullptr;
 std::once_flag gInstallOnce;
 
 }  // namespace
+
+CpuCacheScope::CpuCacheScope() { gCachingScopes.fetch_add(1); }
+CpuCacheScope::~CpuCacheScope() { gCachingScopes.fetch_sub(1); }
 
 void installCpuCachingAllocator() {
   std::call_once(gInstallOnce, [] {

@@ -7,8 +7,10 @@
 // the same step in PyTorch, whose work runs on the main thread and so in the main arena. Keeping freed large blocks
 // for reuse takes the step from 39 to 55 images/s there (bench/RESULTS.md).
 //
-// What it does: blocks of at least 1 MiB are kept on free for reuse by a later request of the same size (within
-// 1/8). Two bounds keep memory honest:
+// What it does: blocks of at least 1 MiB that are freed while a training step runs (CpuCacheScope) are kept for
+// reuse by a later request of the same size; every request is served from the cache when it can be. Scoring does
+// not add to the cache: it gained only 3% from it and its peak memory grew by half (bench/RESULTS.md). Two bounds
+// keep memory honest:
 //   * the cached bytes never exceed a limit (HVAE_CPU_CACHE_MB, default min(4 GiB, a quarter of RAM);
 //     setCpuCache({ maxBytes }) at run time; 0 turns caching off), and
 //   * a request that misses the cache first evicts old blocks until live + cached + request fits in the peak live
@@ -30,6 +32,15 @@ struct CpuCacheStats {
   size_t peakLiveBytes = 0;   // the most live bytes seen
   uint64_t hits = 0;          // large requests served from the cache
   uint64_t misses = 0;        // large requests that went to the C library
+};
+
+// While one of these is alive on any thread, freed large blocks are kept for reuse (trainStep holds one).
+class CpuCacheScope {
+ public:
+  CpuCacheScope();
+  ~CpuCacheScope();
+  CpuCacheScope(const CpuCacheScope&) = delete;
+  CpuCacheScope& operator=(const CpuCacheScope&) = delete;
 };
 
 // Installs the allocator as LibTorch's CPU allocator (once; later calls do nothing). Reads HVAE_CPU_CACHE_MB.

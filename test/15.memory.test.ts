@@ -1,13 +1,22 @@
 /**
- * The caching CPU allocator (native/allocator.h): repeated fixed-shape work is served from the cache (the point:
- * no page faults per training step), results do not depend on it, the limit is honoured, it can be emptied and
- * turned off, and bad options get typed errors.
+ * The caching CPU allocator (native/allocator.h): a repeated training step is served from the cache (the point:
+ * no page faults per step), scoring does not fill it, results do not depend on it, the limit is honoured, it can be
+ * emptied and turned off, and bad options get typed errors.
  */
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { HVAE, cpuCache, setCpuCache } from 'hvae-native';
 import { FIXTURES, ROOT, greyFixtureBatch } from './setup.js';
+
+/** 32 fixture images: their activations are several MiB each, so they go through the cache. */
+function batch32(): { data: Float32Array; shape: [number, number, number, number] } {
+  const { batch } = greyFixtureBatch();
+  const n = 32, per = batch.data.length / batch.shape[0];
+  const data = new Float32Array(n * per);
+  for (let i = 0; i < n; i++) data.set(batch.data.subarray((i % batch.shape[0]) * per, (i % batch.shape[0] + 1) * per), i * per);
+  return { data, shape: [n, 1, 28, 28] };
+}
 
 describe('15 CPU memory cache', function () {
   this.timeout(120000);
@@ -26,12 +35,7 @@ describe('15 CPU memory cache', function () {
   it('serves a repeated training step entirely from the cache', async function () {
     const m = HVAE.load(file, { config: 'fashionmnist' });
     try {
-      // 32 images: the activations are several MiB each, so they go through the cache.
-      const { batch } = greyFixtureBatch();
-      const n = 32, per = batch.data.length / batch.shape[0];
-      const data = new Float32Array(n * per);
-      for (let i = 0; i < n; i++) data.set(batch.data.subarray((i % batch.shape[0]) * per, (i % batch.shape[0] + 1) * per), i * per);
-      const images = { data, shape: [n, 1, 28, 28] as [number, number, number, number] };
+      const images = batch32();
       for (let i = 0; i < 2; i++) await m.trainStep(images, { lr: 1e-12 });
       const before = cpuCache();
       await m.trainStep(images, { lr: 1e-12 });
@@ -44,17 +48,31 @@ describe('15 CPU memory cache', function () {
     }
   });
 
-  it('gives the same scores with the cache, with it off, and after emptying it', async function () {
+  it('scoring does not fill the cache', async function () {
+    const m = HVAE.load(file, { config: 'fashionmnist' });
+    try {
+      setCpuCache({ empty: true });
+      await m.scores(batch32(), { k: [0, 1, 2], importanceSamples: 2 });
+      assert.equal(cpuCache().cachedBytes, 0);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  it('gives the same scores with the cache full, with it off, and after emptying it', async function () {
     const m = HVAE.load(file, { config: 'fashionmnist' });
     try {
       const { batch, noise } = greyFixtureBatch();
+      await m.trainStep(batch32(), { lr: 1e-12, step: false });
+      assert.ok(cpuCache().cachedBytes > 0, 'a training step leaves its blocks in the cache');
       const a = await m.scores(batch, { k: [1, 2], _noise: noise });
       setCpuCache({ maxBytes: 0 });
       assert.equal(cpuCache().cachedBytes, 0);
-      const b = await m.scores(batch, { k: [1, 2], _noise: noise });
+      await m.trainStep(batch32(), { lr: 1e-12, step: false });
       assert.equal(cpuCache().cachedBytes, 0, 'nothing is kept with maxBytes 0');
+      const b = await m.scores(batch, { k: [1, 2], _noise: noise });
       setCpuCache({ maxBytes: limit });
-      await m.scores(batch, { k: [1, 2], _noise: noise });
+      await m.trainStep(batch32(), { lr: 1e-12, step: false });
       assert.ok(cpuCache().cachedBytes > 0, 'blocks are kept again');
       setCpuCache({ empty: true });
       assert.equal(cpuCache().cachedBytes, 0);
@@ -69,9 +87,8 @@ describe('15 CPU memory cache', function () {
   it('keeps at most maxBytes', async function () {
     const m = HVAE.load(file, { config: 'fashionmnist' });
     try {
-      const { batch } = greyFixtureBatch();
       setCpuCache({ maxBytes: 3 * 2 ** 20 });
-      await m.scores(batch, { k: [1, 2], importanceSamples: 4 });
+      await m.trainStep(batch32(), { lr: 1e-12, step: false });
       const s = cpuCache();
       assert.equal(s.maxBytes, 3 * 2 ** 20);
       assert.ok(s.cachedBytes <= s.maxBytes, `cached ${s.cachedBytes}`);

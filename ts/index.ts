@@ -96,11 +96,12 @@ export function setCudnn(options: { benchmark?: boolean; allowTF32?: boolean }):
 }
 
 /**
- * CPU memory kept for reuse (process-wide). LibTorch's CPU tensors of 1 MiB and more come from a cache: without
- * it, the C library returns each training step's working set to the kernel when the step ends and the next step
- * pays to fault it in again (the computation runs on worker threads, whose malloc arenas do that), which cost a
- * third of a training step's time on CPU. The cache never holds more than `maxBytes`, and it never lets the
- * footprint exceed the most memory that was live at once.
+ * CPU memory kept for reuse between training steps (process-wide). Blocks of 1 MiB and more that a training step
+ * frees are kept for the next step: without that, the C library returns each step's working set to the kernel and
+ * the next step pays to fault it in again (the computation runs on worker threads, whose malloc arenas do that),
+ * which cost a third of a training step's time on CPU. Scoring reuses cached blocks but does not add to the cache.
+ * The cache never holds more than `maxBytes`, nor lets the footprint exceed 1.5 times the most memory that was
+ * live at once; {@link fit} empties it when it returns.
  * - `maxBytes`: the limit on cached bytes. The default is `HVAE_CPU_CACHE_MB` (MiB) or else the smaller of 4 GiB and
  *   a quarter of RAM. 0 stops caching and releases what is held. `HVAE_CPU_CACHE_MB=0` at start-up leaves
  *   LibTorch's own allocator in place.

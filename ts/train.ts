@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HVAEError, optionError } from './errors.js';
+import { loadNative } from './native.js';
 import type { HVAE, InputTransform } from './model.js';
 import { batches, Dataset, splitTrainValidation } from './data/stream.js';
 import { klWarmup, freeNatsSchedule } from './schedules.js';
@@ -438,6 +439,8 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
   } finally {
     process.removeListener('SIGINT', onSigint);
     userSignal?.removeEventListener('abort', onUserAbort);
+    // The training steps' working set was kept for reuse between steps (setCpuCache); give it back now.
+    loadNative().setCpuCache({ empty: true });
   }
   if (metricsFile) files.metrics = metricsFile;
   return {
