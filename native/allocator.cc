@@ -53,17 +53,16 @@ class CachingCpuAllocator final : public c10::Allocator {
  public:
   explicit CachingCpuAllocator(size_t limit) : limit_(limit) {}
 
-  c10::DataPtr allocate(size_t n) const override {
-    if (n == 0) return {nullptr, nullptr, &CachingCpuAllocator::deleteBlock, c10::Device(c10::DeviceType::CPU)};
-    void* p = n >= kLargeBlock ? self().takeLarge(n) : alignedAlloc(n);
-    return {p, p, &CachingCpuAllocator::deleteBlock, c10::Device(c10::DeviceType::CPU)};
+  // c10::Allocator changed between LibTorch versions: allocate() is const in 1.13 and non-const from 2.3, and 2.3
+  // added a pure virtual copy_data(). Declaring allocate() both ways and copy_data() without `override` matches
+  // both interfaces without version checks (compat.h points here).
+  c10::DataPtr allocate(size_t n) const { return self().allocateBlock(n); }
+  c10::DataPtr allocate(size_t n) { return allocateBlock(n); }
+  void copy_data(void* dest, const void* src, std::size_t count) const {
+    if (count > 0) std::memcpy(dest, src, count);
   }
 
   c10::DeleterFnPtr raw_deleter() const override { return &CachingCpuAllocator::deleteBlock; }
-
-  void copy_data(void* dest, const void* src, std::size_t count) const HVAE_ALLOCATOR_COPY_DATA_OVERRIDE {
-    if (count > 0) std::memcpy(dest, src, count);
-  }
 
   static CachingCpuAllocator* instance;
 
@@ -99,8 +98,14 @@ class CachingCpuAllocator final : public c10::Allocator {
   };
   using Lru = std::list<Cached>;  // oldest first
 
-  // allocate() is const in c10::Allocator; the cache is this object's mutable state.
+  // allocate() is const in LibTorch 1.13's c10::Allocator; the cache is this object's mutable state.
   CachingCpuAllocator& self() const { return const_cast<CachingCpuAllocator&>(*this); }
+
+  c10::DataPtr allocateBlock(size_t n) {
+    if (n == 0) return {nullptr, nullptr, &CachingCpuAllocator::deleteBlock, c10::Device(c10::DeviceType::CPU)};
+    void* p = n >= kLargeBlock ? takeLarge(n) : alignedAlloc(n);
+    return {p, p, &CachingCpuAllocator::deleteBlock, c10::Device(c10::DeviceType::CPU)};
+  }
 
   static void deleteBlock(void* p) {
     if (p != nullptr) instance->release(p);

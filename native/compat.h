@@ -59,10 +59,5 @@ inline void setAllowTF32(bool on) {
 }  // namespace compat
 }  // namespace hvae
 
-// c10::Allocator gained a pure virtual copy_data() in LibTorch 2.3; an allocator declares it with this marker so
-// that it overrides there and is a plain member function on 1.13.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
-#define HVAE_ALLOCATOR_COPY_DATA_OVERRIDE override
-#else
-#define HVAE_ALLOCATOR_COPY_DATA_OVERRIDE
-#endif
+// Also version-dependent, and handled where it is used: c10::Allocator's interface (allocate() const in 1.13,
+// non-const from 2.3, plus copy_data()); native/allocator.cc declares both forms.
