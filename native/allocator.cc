@@ -15,7 +15,6 @@
 #include <string>
 #include <unordered_map>
 
-#include "compat.h"
 
 namespace hvae {
 
@@ -43,7 +42,7 @@ size_t defaultLimit() {
 
 void* alignedAlloc(size_t n) {
   void* p = nullptr;
-  if (posix_memalign(&p, kAlignment, n == 0 ? kAlignment : n) != 0 || p == nullptr) {
+  if (posix_memalign(&p, kAlignment, n) != 0 || p == nullptr) {
     throw std::bad_alloc();
   }
   return p;
@@ -115,8 +114,8 @@ class CachingCpuAllocator final : public c10::Allocator {
     const size_t size = (n + kRounding - 1) / kRounding * kRounding;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = bySize_.lower_bound(size);
-      if (it != bySize_.end() && it->first == size) {
+      auto it = bySize_.find(size);
+      if (it != bySize_.end()) {
         Lru::iterator entry = it->second;
         void* p = entry->ptr;
         const size_t got = entry->size;

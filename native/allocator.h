@@ -13,8 +13,9 @@
 // keep memory honest:
 //   * the cached bytes never exceed a limit (HVAE_CPU_CACHE_MB, default min(4 GiB, a quarter of RAM);
 //     setCpuCache({ maxBytes }) at run time; 0 turns caching off), and
-//   * a request that misses the cache first evicts old blocks until live + cached + request fits in the peak live
-//     size seen so far, so the cache never makes the process's footprint exceed what it needed at its busiest.
+//   * a request that misses the cache first evicts old blocks until live + cached + request fits in 1.5x the peak
+//     live size seen so far, so the cache cannot grow the footprint far beyond what the process needed at its
+//     busiest (the slack lets a repeated step be served entirely from the cache; see allocator.cc).
 // Small blocks go straight to the C library. HVAE_CPU_CACHE_MB=0 at start-up leaves LibTorch's own allocator in place.
 #pragma once
 
