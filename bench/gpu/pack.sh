@@ -15,12 +15,38 @@ tar -cJf .gpu-carry/node_modules.tar.xz --exclude='node_modules/typescript' --ex
 tar -cJf .gpu-carry/built.tar.xz lib .test-build
 tar -cJf .gpu-carry/shared.tar.xz -C "$SHARED" fixtures/grey/weights.safetensors fixtures/grey/inputs.safetensors \
   fixtures/grey/noise.safetensors fixtures/grey/outputs.safetensors fixtures/grey/outputs.json data/mnist/t10k-images-idx3-ubyte.gz
-du -sh .gpu-carry/*
+# Build tools, in case the GPU machine has PyTorch but no cmake/ninja (a pip-installed PyTorch brings neither):
+# cmake and ninja from their pip wheels (self-contained binaries), about 7 MiB compressed. run.sh uses them only
+# when the machine has none. HVAE_GPU_TOOLS=0 leaves them out.
+if [ "${HVAE_GPU_TOOLS:-1}" != 0 ]; then
+  tools=$(mktemp -d)
+  if pip download --quiet --no-deps --only-binary=:all: -d "$tools" cmake ninja >/dev/null 2>&1; then
+    mkdir -p "$tools/x" "$tools/t/bin"
+    for w in "$tools"/*.whl; do unzip -q -o "$w" -d "$tools/x"; done
+    cp "$tools"/x/cmake/data/bin/cmake "$tools/t/bin/"
+    cp "$tools"/x/ninja/data/bin/ninja "$tools/t/bin/" 2>/dev/null || true
+    mkdir -p "$tools/t/share" && for d in "$tools"/x/cmake/data/share/cmake-*; do
+      mkdir -p "$tools/t/share/$(basename "$d")" && cp -r "$d/Modules" "$d/Templates" "$tools/t/share/$(basename "$d")/"
+    done
+    tar -cf - -C "$tools/t" . | xz -T2 -9 > .gpu-carry/tools.tar.xz
+  else
+    echo "pack: no cmake/ninja wheels from pip; the GPU machine must have its own"
+  fi
+  rm -rf "$tools"
+fi
+# A CUDA addon built here against a PyTorch CUDA wheel by scripts/check-libtorch2.sh: run.sh uses it only if the
+# machine cannot build (no compiler) and its PyTorch is that same version.
+for f in "${HVAE_TORCH2_DIR:-/tmp/hvae-libtorch2}"/prebuilt/hvae_native.libtorch-*.cuda.node; do
+  [ -f "$f" ] || continue
+  mkdir -p .gpu-carry/prebuilt && xz -9 -c "$f" > ".gpu-carry/prebuilt/$(basename "$f").xz"
+done
+du -sh .gpu-carry/* .gpu-carry/prebuilt/* 2>/dev/null
 tracked=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
 carry=$(du -cb .gpu-carry/* | tail -1 | cut -f1)
 total=$(( (tracked + carry) / 1048576 ))
 echo "would travel: tracked files $(( tracked / 1048576 )) MiB + .gpu-carry $(( carry / 1048576 )) MiB = ${total} MiB (limit 64 MiB)"
 if [ "$total" -ge 64 ]; then
-  echo "over the limit: take the training state out of the tree for this call (bench/GPU.md, 'Fitting in 64 MiB')"
+  echo "over the limit: take the training state (and if need be the bundled model) out of the tree for this call"
+  echo "(bench/GPU.md, 'Fitting in 64 MiB')"
 fi
 echo "carry: [\".gpu-carry\"]  then run: bash bench/gpu/run.sh"

@@ -21,12 +21,33 @@ if [ -f .gpu-carry/shared.tar.xz ] && [ ! -d ../shared/fixtures ]; then
 fi
 PY=${HVAE_PYTHON:-python3}
 echo "== python torch"; "$PY" -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available(), torch.utils.cmake_prefix_path)'
-command -v cmake || "$PY" -m pip show cmake 2>/dev/null | head -2 || echo "no cmake on PATH"
+echo "== build tools"
+if [ -f .gpu-carry/tools.tar.xz ] && { ! command -v cmake >/dev/null || ! { command -v ninja || command -v make; } >/dev/null; }; then
+  echo "cmake or a build tool is missing: adding the carried cmake/ninja to PATH (after the machine's own)"
+  mkdir -p /tmp/hvae-tools && tar -xJf .gpu-carry/tools.tar.xz -C /tmp/hvae-tools && export PATH=$PATH:/tmp/hvae-tools/bin
+fi
+for t in cmake ninja make g++ c++ nvcc; do printf '%s: ' "$t"; command -v "$t" || echo "absent"; done
+cmake --version 2>/dev/null | head -1; g++ --version 2>/dev/null | head -1
+TORCH_LIB=$("$PY" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null)
+TORCH_VER=$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null)
+# A carried addon (see pack.sh) has this machine's LibTorch only on LD_LIBRARY_PATH; harmless for a local build.
+[ -n "$TORCH_LIB" ] && export LD_LIBRARY_PATH=$TORCH_LIB:${LD_LIBRARY_PATH:-}
 echo "== build (LibTorch from Python's torch)"
 export HVAE_PYTHON=$PY
 t0=$(date +%s)
-node node_modules/cmake-js/bin/cmake-js compile 2>&1 | tail -25
-echo "build seconds: $(( $(date +%s) - t0 ))"
+node node_modules/cmake-js/bin/cmake-js compile > "$OUT/build.log" 2>&1
+build_rc=$?
+grep -E 'hvae-native:|warning:|error' "$OUT/build.log" | head -40; tail -5 "$OUT/build.log"
+echo "build rc $build_rc, seconds: $(( $(date +%s) - t0 ))"
+if [ "$build_rc" != 0 ]; then
+  pre=.gpu-carry/prebuilt/hvae_native.libtorch-$TORCH_VER.cuda.node.xz
+  if [ -f "$pre" ]; then
+    echo "== the build failed: using the carried addon built against PyTorch $TORCH_VER's wheel"
+    mkdir -p build/Release && xz -dc "$pre" > build/Release/hvae_native.node
+  else
+    echo "== the build failed and no carried addon matches PyTorch $TORCH_VER (have: $(ls .gpu-carry/prebuilt 2>/dev/null | tr '\n' ' '))"
+  fi
+fi
 node -e "console.log(JSON.stringify(require('./build/Release/hvae_native.node').versions()))" | tee "$OUT/versions.json"
 echo "== tests (CUDA enabled)"
 # Only what the GPU adds: the CUDA tests, plus the bridge and async tests on this build. The rest of the suite needs

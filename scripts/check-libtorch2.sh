@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Builds the addon against current LibTorch 2.x releases (the C++ library inside PyTorch wheels), in a throwaway git
+# worktree, so that the 2.x side of the code is compiled and tested without a GPU machine:
+#   - a CPU wheel: build, then the whole test suite on that build;
+#   - a CUDA wheel: build and link only (its CUDA libraries come from other wheels and are not loaded here). This is
+#     the build the GPU machine does, through the same CMake path (a CUDA LibTorch imported without the toolkit).
+# The checkout's own build/, lib/ and prebuilds are not touched. The worktree holds the working tree as it is now,
+# uncommitted edits included.
+#
+#   bash scripts/check-libtorch2.sh
+#   HVAE_TORCH_CPU_WHEEL=/path/torch-2.x+cpu.whl HVAE_TORCH_CUDA_WHEEL=/path/torch-2.x.whl bash scripts/check-libtorch2.sh
+#
+# Wheels are looked for in $HVAE_TORCH_*_WHEEL, then in pip's find-links folders, then with `pip download` (which
+# works offline where pip has a local index). A leg without a wheel is skipped and says so; that is not a failure.
+# Exit status 1 on any build or test failure. The last line is "libtorch2: passed N, failed N" (tests of the CPU leg
+# plus one count per build).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${HVAE_TORCH2_DIR:-/tmp/hvae-libtorch2}
+mkdir -p "$work/wheels"
+passed=0
+failed=0
+
+is_cuda_wheel() { [ -n "$(unzip -Z1 "$1" 'torch/lib/libtorch_cuda.so' 2>/dev/null)" ]; }
+
+# find_wheel cpu|cuda: prints a path or nothing.
+find_wheel() {
+  local kind=$1 w dirs d
+  w=$( [ "$kind" = cpu ] && echo "${HVAE_TORCH_CPU_WHEEL:-}" || echo "${HVAE_TORCH_CUDA_WHEEL:-}")
+  if [ -n "$w" ]; then echo "$w"; return; fi
+  dirs="$work/wheels $(pip config get global.find-links 2>/dev/null) $(pip config get :env:.find-links 2>/dev/null)"
+  for d in $dirs; do
+    for w in "$d"/torch-2.*.whl; do
+      [ -f "$w" ] || continue
+      if [ "$kind" = cuda ] && is_cuda_wheel "$w"; then echo "$w"; return; fi
+      if [ "$kind" = cpu ] && ! is_cuda_wheel "$w"; then echo "$w"; return; fi
+    done
+  done
+  # pip's choice: on most indexes a CUDA wheel (the PyPI default), so it serves the CUDA leg.
+  if [ "$kind" = cuda ]; then
+    timeout 600 pip download --quiet --no-deps --only-binary=:all: -d "$work/wheels" 'torch>=2,<3' >/dev/null 2>&1 || true
+    for w in "$work"/wheels/torch-2.*.whl; do
+      [ -f "$w" ] && is_cuda_wheel "$w" && { echo "$w"; return; }
+    done
+  fi
+}
+
+# unpack WHEEL: prints the Torch_DIR of the unpacked wheel (headers, libraries and CMake files only).
+unpack() {
+  local wheel=$1 dest="$work/unpacked/$(basename "$1" .whl)"
+  if [ ! -f "$dest/.done" ]; then
+    rm -rf "$dest" && mkdir -p "$dest"
+    unzip -q "$wheel" 'torch/lib/*' 'torch/include/*' 'torch/share/*' -d "$dest" >&2 || return 1
+    touch "$dest/.done"
+  fi
+  echo "$dest/torch/share/cmake/Torch"
+}
+
+tree="$work/tree"
+git -C "$root" worktree remove --force "$tree" >/dev/null 2>&1 || rm -rf "$tree"
+git -C "$root" worktree prune
+git -C "$root" worktree add --quiet --detach "$tree" HEAD || { echo "libtorch2: passed 0, failed 1"; exit 1; }
+(cd "$root" && git ls-files -m -o --exclude-standard -z | xargs -0 -r cp --parents -t "$tree" 2>/dev/null) || true
+ln -s "$root/node_modules" "$tree/node_modules"
+# Tests, benchmarks and dataset roots look for ../shared beside the checkout: give the worktree the same neighbour.
+[ -d "$root/../shared" ] && ln -sfn "$(cd "$root/.." && pwd)/shared" "$work/shared"
+rm -rf "$tree/prebuilds"   # only the build under test may load
+cd "$tree" || exit 1
+
+# build LEG TORCH_DIR: configure and compile into build/; 0 on success.
+build() {
+  local leg=$1 dir=$2 log="$work/build-$1.txt" start
+  rm -rf build
+  echo "libtorch2 [$leg]: building against $dir"
+  start=$(date +%s)
+  # Through npx, so that cmake-js sees npm's configuration (nodedir, for the Node headers on an offline machine).
+  if ! env Torch_DIR="$dir" LIBTORCH= npx --no-install cmake-js compile >"$log" 2>&1; then
+    grep -E 'error|Error' "$log" | head -40
+    echo "libtorch2 [$leg]: build FAILED (log: $log)"
+    return 1
+  fi
+  grep -E 'hvae-native:|warning:' "$log" | sed "s/^/libtorch2 [$leg]: /"
+  echo "libtorch2 [$leg]: built in $(( $(date +%s) - start )) s"
+}
+
+# Leg 1: CPU wheel, build and test.
+wheel=$(find_wheel cpu)
+if [ -z "$wheel" ]; then
+  echo "libtorch2 [cpu]: skipped (no PyTorch 2.x CPU wheel: set HVAE_TORCH_CPU_WHEEL)"
+elif ! dir=$(unpack "$wheel"); then
+  echo "libtorch2 [cpu]: could not unpack $wheel"; failed=$((failed + 1))
+elif ! build cpu "$dir"; then
+  failed=$((failed + 1))
+elif ! node -e "const v = require('./build/Release/hvae_native.node').versions(); console.log('libtorch2 [cpu]: addon ' + JSON.stringify(v)); process.exit(v.libtorch.startsWith('2.') ? 0 : 1)"; then
+  echo "libtorch2 [cpu]: the addon does not report LibTorch 2.x"; failed=$((failed + 1))
+else
+  passed=$((passed + 1))
+  if npx tsc -p tsconfig.json && npx tsc -p tsconfig.test.json; then
+    npx mocha > "$work/tests-cpu.txt" 2>&1
+    grep -E '^ +[0-9]+ (passing|failing|pending)|^ +[0-9]+\) ' "$work/tests-cpu.txt" | sed 's/^/libtorch2 [cpu]: /'
+    p=$(grep -Eo '^ +[0-9]+ passing' "$work/tests-cpu.txt" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+    f=$(grep -Eo '^ +[0-9]+ failing' "$work/tests-cpu.txt" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+    if [ "$p" = 0 ] && [ "$f" = 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
+  else
+    echo "libtorch2 [cpu]: TypeScript build failed"; failed=$((failed + 1))
+  fi
+fi
+
+# Leg 2: CUDA wheel, build and link.
+wheel=$(find_wheel cuda)
+if [ -z "$wheel" ]; then
+  echo "libtorch2 [cuda]: skipped (no PyTorch 2.x CUDA wheel: set HVAE_TORCH_CUDA_WHEEL)"
+elif ! dir=$(unpack "$wheel"); then
+  echo "libtorch2 [cuda]: could not unpack $wheel"; failed=$((failed + 1))
+elif ! build cuda "$dir"; then
+  failed=$((failed + 1))
+elif ! ldd build/Release/hvae_native.node | grep -q 'libtorch_cuda.so'; then
+  echo "libtorch2 [cuda]: the addon is not linked to libtorch_cuda.so (the CUDA backend would never register)"
+  failed=$((failed + 1))
+else
+  echo "libtorch2 [cuda]: linked to $(ldd build/Release/hvae_native.node | grep -o 'libtorch_cuda.so => [^ ]*')"
+  # Kept for bench/gpu/pack.sh: the GPU machine's fallback when it cannot compile (see bench/GPU.md).
+  ver=$(sed -n 's/^set(PACKAGE_VERSION "\([^"]*\)").*/\1/p' "$dir/TorchConfigVersion.cmake")
+  mkdir -p "$work/prebuilt" && cp build/Release/hvae_native.node "$work/prebuilt/hvae_native.libtorch-${ver%%+*}.cuda.node"
+  passed=$((passed + 1))
+fi
+
+echo "libtorch2: passed ${passed}, failed ${failed}"
+[ "$failed" = 0 ]
