@@ -22,28 +22,43 @@ function fmtTime(s: number): string {
 export class ProgressBar {
   private readonly stream: NodeJS.WriteStream;
   private readonly width: number;
-  private readonly start = Date.now();
+  private start = Date.now();
+  private lastUpdate = this.start;
   private lastDecile = -1;
   private lastDraw = 0;
+  private drawn = false;
 
   constructor(private label: string, private total: number, options: ProgressBarOptions = {}) {
     this.stream = options.stream ?? process.stderr;
     this.width = options.width ?? 28;
   }
 
-  /** Updates the bar to `done` of `total`, with an optional suffix (e.g. the current loss). */
+  /**
+   * Updates the bar to `done` of `total`, with an optional suffix (e.g. the current loss). A new `label` starts a new
+   * phase (say the next dataset): its rate and ETA count from the end of the previous phase, and on a terminal the
+   * previous phase keeps its own line.
+   */
   update(done: number, suffix = '', total = this.total, label = this.label): void {
+    const now = Date.now();
+    if (label !== this.label) {
+      if (this.stream.isTTY && this.drawn) this.stream.write('\n');
+      this.start = this.lastUpdate;
+      this.lastDecile = -1;
+      this.lastDraw = 0;
+      this.drawn = false;
+    }
+    this.lastUpdate = now;
     this.total = total;
     this.label = label;
     const frac = total > 0 ? Math.min(1, done / total) : 0;
-    const elapsed = (Date.now() - this.start) / 1000;
+    const elapsed = (now - this.start) / 1000;
     const rate = elapsed > 0 ? done / elapsed : 0;
     const eta = rate > 0 ? (total - done) / rate : Number.NaN;
     const text = `${label} ${Math.round(frac * 100).toString().padStart(3)}% ${done}/${total} ${rate.toFixed(1)}/s eta ${fmtTime(eta)}${suffix ? ` ${suffix}` : ''}`;
     if (this.stream.isTTY) {
-      const now = Date.now();
       if (now - this.lastDraw < 100 && done < total) return;
       this.lastDraw = now;
+      this.drawn = true;
       const filled = Math.round(frac * this.width);
       const bar = `[${'#'.repeat(filled)}${'.'.repeat(this.width - filled)}]`;
       const line = `${bar} ${text}`;
