@@ -4,6 +4,12 @@
 #   - a CPU wheel: build, then the whole test suite on that build;
 #   - a CUDA wheel: build and link only (its CUDA libraries come from other wheels and are not loaded here). This is
 #     the build the GPU machine does, through the same CMake path (a CUDA LibTorch imported without the toolkit).
+#     Where a Python has that wheel installed with its nvidia-* libraries (HVAE_TORCH_CUDA_PYTHON), the build is made
+#     against that install instead, and the whole test suite runs on it (on the CPU: the CUDA build's CPU paths,
+#     and its typed errors for CUDA requests on a machine without a GPU).
+# Each build then becomes a relocatable prebuild (scripts/prebuild.js), which is loaded from a fresh process with
+# build/ removed, the loader finding its LibTorch through LIBTORCH or a Python's torch package and loading it first;
+# the parity tests run on it. HVAE_TORCH2_PREBUILDS=1 copies those prebuilds into the checkout's prebuilds/.
 # The checkout's own build/, lib/ and prebuilds are not touched. The worktree holds the working tree as it is now,
 # uncommitted edits included.
 #
@@ -50,7 +56,7 @@ unpack() {
   local wheel=$1 dest="$work/unpacked/$(basename "$1" .whl)"
   if [ ! -f "$dest/.done" ]; then
     rm -rf "$dest" && mkdir -p "$dest"
-    unzip -q "$wheel" 'torch/lib/*' 'torch/include/*' 'torch/share/*' -d "$dest" >&2 || return 1
+    unzip -q "$wheel" 'torch/lib/*' 'torch/include/*' 'torch/share/*' 'torch/version.py' -d "$dest" >&2 || return 1
     touch "$dest/.done"
   fi
   echo "$dest/torch/share/cmake/Torch"
@@ -83,6 +89,57 @@ build() {
   echo "libtorch2 [$leg]: built in $(( $(date +%s) - start )) s"
 }
 
+# relocated LEG FROM ENV...: makes a relocatable prebuild of build/, removes build/, moves the LibTorch it was built
+# against from FROM to FROM.moved (so nothing can load from the build-time path), and loads the prebuild through the
+# package's loader from a fresh process, the environment telling it where LibTorch now is (LIBTORCH or a Python);
+# then runs the parity and loader tests on it and moves FROM back. FROM empty: no move. 0 on success.
+relocated() {
+  local leg=$1 from=$2 f st
+  shift 2
+  rm -rf prebuilds
+  node scripts/prebuild.js --no-rebuild | sed "s/^/libtorch2 [$leg]: /" || return 1
+  f=$(ls prebuilds/linux-x64/*.node 2>/dev/null | head -1)
+  [ -n "$f" ] && grep -q '"relocatable": true' "$f.json" || { echo "libtorch2 [$leg]: no relocatable prebuild"; return 1; }
+  mkdir -p "$work/prebuilds" && cp "$f" "$f.json" "$work/prebuilds/"
+  rm -rf build
+  if [ -n "$from" ]; then
+    rm -rf "$from.moved" && mv "$from" "$from.moved" || return 1
+    trap 'mv "'"$from"'.moved" "'"$from"'"' EXIT
+  fi
+  env "$@" node -e "
+    const v = require('.').versions;
+    console.log('libtorch2 [$leg]: relocated prebuild loaded: ' + require('path').basename(v.addon) + ' on LibTorch ' + v.libtorch + ' from ' + v.libtorchPath + ' (' + v.libtorchSource + ')');
+    process.exit(v.addon.includes('/prebuilds/') && v.libtorchSource.startsWith('preloaded') ? 0 : 1)"
+  st=$?
+  [ $st = 0 ] || echo "libtorch2 [$leg]: the relocatable prebuild did not load through the loader"
+  if [ $st = 0 ]; then
+    env "$@" npx mocha --no-config --timeout 120000 --require .test-build/setup.js .test-build/10.loader.test.js .test-build/20.parity.test.js > "$work/tests-$leg-relocated.txt" 2>&1
+    st=$?
+    grep -E '^ +[0-9]+ (passing|failing)|^ +[0-9]+\) ' "$work/tests-$leg-relocated.txt" | sed "s/^/libtorch2 [$leg] relocated: /"
+  fi
+  if [ -n "$from" ]; then
+    mv "$from.moved" "$from" && trap - EXIT
+  fi
+  return $st
+}
+
+# tests LEG: the whole suite on build/; adds to the counts.
+tests() {
+  local leg=$1 p f
+  if npx tsc -p tsconfig.json && npx tsc -p tsconfig.test.json; then
+    npx mocha > "$work/tests-$leg.txt" 2>&1
+    grep -E '^ +[0-9]+ (passing|failing|pending)|^ +[0-9]+\) ' "$work/tests-$leg.txt" | sed "s/^/libtorch2 [$leg]: /"
+    p=$(grep -Eo '^ +[0-9]+ passing' "$work/tests-$leg.txt" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+    f=$(grep -Eo '^ +[0-9]+ failing' "$work/tests-$leg.txt" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+    if [ "$p" = 0 ] && [ "$f" = 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
+  else
+    echo "libtorch2 [$leg]: TypeScript build failed"; failed=$((failed + 1))
+  fi
+}
+
+rm -rf "$work/prebuilds"
+
 # Leg 1: CPU wheel, build and test.
 wheel=$(find_wheel cpu)
 if [ -z "$wheel" ]; then
@@ -95,35 +152,66 @@ elif ! node -e "const v = require('./build/Release/hvae_native.node').versions()
   echo "libtorch2 [cpu]: the addon does not report LibTorch 2.x"; failed=$((failed + 1))
 else
   passed=$((passed + 1))
-  if npx tsc -p tsconfig.json && npx tsc -p tsconfig.test.json; then
-    npx mocha > "$work/tests-cpu.txt" 2>&1
-    grep -E '^ +[0-9]+ (passing|failing|pending)|^ +[0-9]+\) ' "$work/tests-cpu.txt" | sed 's/^/libtorch2 [cpu]: /'
-    p=$(grep -Eo '^ +[0-9]+ passing' "$work/tests-cpu.txt" | tail -1 | grep -Eo '[0-9]+' || echo 0)
-    f=$(grep -Eo '^ +[0-9]+ failing' "$work/tests-cpu.txt" | tail -1 | grep -Eo '[0-9]+' || echo 0)
-    if [ "$p" = 0 ] && [ "$f" = 0 ]; then f=1; fi
-    passed=$((passed + p)); failed=$((failed + f))
+  tests cpu
+  # $dir is <unpacked wheel>/torch/share/cmake/Torch.
+  wheel_dir=$(cd "$dir/../../../.." && pwd)
+  if relocated cpu "$wheel_dir" LIBTORCH="$wheel_dir.moved/torch" HVAE_PYTHON=/nonexistent; then
+    passed=$((passed + 1))
   else
-    echo "libtorch2 [cpu]: TypeScript build failed"; failed=$((failed + 1))
+    failed=$((failed + 1))
   fi
 fi
 
-# Leg 2: CUDA wheel, build and link.
-wheel=$(find_wheel cuda)
-if [ -z "$wheel" ]; then
-  echo "libtorch2 [cuda]: skipped (no PyTorch 2.x CUDA wheel: set HVAE_TORCH_CUDA_WHEEL)"
-elif ! dir=$(unpack "$wheel"); then
-  echo "libtorch2 [cuda]: could not unpack $wheel"; failed=$((failed + 1))
-elif ! build cuda "$dir"; then
-  failed=$((failed + 1))
-elif ! ldd build/Release/hvae_native.node | grep -q 'libtorch_cuda.so'; then
-  echo "libtorch2 [cuda]: the addon is not linked to libtorch_cuda.so (the CUDA backend would never register)"
-  failed=$((failed + 1))
+# Leg 2: CUDA wheel. With an installed CUDA PyTorch (HVAE_TORCH_CUDA_PYTHON): build, test, relocate. Without: build
+# and link against the unpacked wheel.
+cuda_py=${HVAE_TORCH_CUDA_PYTHON:-}
+if [ -n "$cuda_py" ]; then
+  cuda_torch=$("$cuda_py" -c 'import importlib.util as u; print(u.find_spec("torch").submodule_search_locations[0])' 2>/dev/null)
+  if [ -z "$cuda_torch" ] || [ ! -f "$cuda_torch/lib/libtorch_cuda.so" ]; then
+    echo "libtorch2 [cuda]: HVAE_TORCH_CUDA_PYTHON=$cuda_py has no CUDA torch package"; failed=$((failed + 1)); cuda_py=
+  elif ! build cuda "$cuda_torch/share/cmake/Torch"; then
+    failed=$((failed + 1)); cuda_py=
+  elif ! node -e "const v = require('./build/Release/hvae_native.node').versions(); console.log('libtorch2 [cuda]: addon ' + JSON.stringify(v)); process.exit(v.flavour === 'cuda' ? 0 : 1)"; then
+    echo "libtorch2 [cuda]: the addon does not load or is not a CUDA build"; failed=$((failed + 1)); cuda_py=
+  else
+    passed=$((passed + 1))
+    cp build/Release/hvae_native.node "$work/hvae_native.cuda.node"
+    tests cuda
+    cp "$work/hvae_native.cuda.node" build/Release/hvae_native.node
+    # A virtual environment can be moved whole (its nvidia-* libraries move with torch); another Python is not moved.
+    venv=$("$cuda_py" -c 'import sys; print(sys.prefix)' 2>/dev/null)
+    if [ -n "$venv" ] && [ -f "$venv/pyvenv.cfg" ] && [ "$(dirname "$cuda_py")" = "$venv/bin" ]; then
+      from=$venv; moved_py="$venv.moved/bin/$(basename "$cuda_py")"
+    else
+      from=; moved_py=$cuda_py
+    fi
+    if relocated cuda "$from" LIBTORCH= HVAE_PYTHON="$moved_py"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  fi
+  [ -z "$cuda_py" ] && echo "libtorch2 [cuda]: the installed CUDA PyTorch leg failed"
 else
-  echo "libtorch2 [cuda]: linked to $(ldd build/Release/hvae_native.node | grep -o 'libtorch_cuda.so => [^ ]*')"
-  # Kept for bench/gpu/pack.sh: the GPU machine's fallback when it cannot compile (see bench/GPU.md).
-  ver=$(sed -n 's/^set(PACKAGE_VERSION "\([^"]*\)").*/\1/p' "$dir/TorchConfigVersion.cmake")
-  mkdir -p "$work/prebuilt" && cp build/Release/hvae_native.node "$work/prebuilt/hvae_native.libtorch-${ver%%+*}.cuda.node"
-  passed=$((passed + 1))
+  wheel=$(find_wheel cuda)
+  if [ -z "$wheel" ]; then
+    echo "libtorch2 [cuda]: skipped (no PyTorch 2.x CUDA wheel: set HVAE_TORCH_CUDA_WHEEL)"
+  elif ! dir=$(unpack "$wheel"); then
+    echo "libtorch2 [cuda]: could not unpack $wheel"; failed=$((failed + 1))
+  elif ! build cuda "$dir"; then
+    failed=$((failed + 1))
+  elif ! ldd build/Release/hvae_native.node | grep -q 'libtorch_cuda.so'; then
+    echo "libtorch2 [cuda]: the addon is not linked to libtorch_cuda.so (the CUDA backend would never register)"
+    failed=$((failed + 1))
+  else
+    echo "libtorch2 [cuda]: linked to $(ldd build/Release/hvae_native.node | grep -o 'libtorch_cuda.so => [^ ]*')"
+    # Kept for bench/gpu/pack.sh: the GPU machine's fallback when it cannot compile (see bench/GPU.md).
+    ver=$(sed -n 's/^set(PACKAGE_VERSION "\([^"]*\)").*/\1/p' "$dir/TorchConfigVersion.cmake")
+    mkdir -p "$work/prebuilt" && cp build/Release/hvae_native.node "$work/prebuilt/hvae_native.libtorch-${ver%%+*}.cuda.node"
+    passed=$((passed + 1))
+  fi
+fi
+
+if [ -n "${HVAE_TORCH2_PREBUILDS:-}" ] && ls "$work"/prebuilds/*.node >/dev/null 2>&1; then
+  mkdir -p "$root/prebuilds/linux-x64"
+  cp "$work"/prebuilds/* "$root/prebuilds/linux-x64/"
+  echo "libtorch2: copied $(ls "$work"/prebuilds/*.node | xargs -n1 basename | tr '\n' ' ')into prebuilds/linux-x64/"
 fi
 
 echo "libtorch2: passed ${passed}, failed ${failed}"

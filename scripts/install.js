@@ -19,8 +19,14 @@ if (process.env.HVAE_SKIP_BUILD) {
 const { sourceHash } = require('./source-hash.js');
 const currentHash = sourceHash(root);
 
+const nativeJs = path.join(root, 'lib', 'native.js');
 function loads(file) {
-  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(file)}).versions()`], { encoding: 'utf8' });
+  // Through the package's own loader where it is compiled (a relocatable prebuild needs its LibTorch loaded first,
+  // from a PyTorch install or LIBTORCH), else a plain require (a checkout before its first TypeScript build).
+  const code = fs.existsSync(nativeJs)
+    ? `require(${JSON.stringify(nativeJs)}).loadNative().versions()`
+    : `require(${JSON.stringify(file)}).versions()`;
+  const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', env: { ...process.env, HVAE_NATIVE_PATH: file } });
   return r.status === 0;
 }
 

@@ -27,6 +27,10 @@ const name = `hvae-native.napi.libtorch-${v.libtorch}.${v.flavour}.node`;
 const dest = path.join(dir, name);
 fs.copyFileSync(built, `${dest}.tmp`);
 fs.renameSync(`${dest}.tmp`, dest);
-const meta = { libtorch: v.libtorch, flavour: v.flavour, libtorchPath: v.libtorchPath, cxx11Abi: v.cxx11Abi, napi: 8, sourceHash: sourceHash(root), builtOn: new Date().toISOString() };
+// Built against a LibTorch outside the system directories (a PyTorch wheel, an unpacked LibTorch archive): the
+// loader can use it with the same LibTorch version found anywhere (a PyTorch install or LIBTORCH), by loading that
+// LibTorch's libraries first (ts/native.ts). A system LibTorch's addon is matched by its path instead.
+const relocatable = !/^\/usr\//.test(v.libtorchPath);
+const meta = { libtorch: v.libtorch, flavour: v.flavour, libtorchPath: v.libtorchPath, relocatable, cxx11Abi: v.cxx11Abi, napi: 8, sourceHash: sourceHash(root), builtOn: new Date().toISOString() };
 fs.writeFileSync(`${dest}.json`, `${JSON.stringify(meta, null, 2)}\n`);
 process.stdout.write(`prebuild: ${path.relative(root, dest)} (LibTorch ${v.libtorch}, ${v.flavour}, ${v.libtorchPath})\n`);

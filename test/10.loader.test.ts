@@ -111,4 +111,48 @@ describe('10 loader and runtime facts', function () {
     assert.deepEqual([p[0].libtorch, p[0].flavour, p[0].libtorchPath], ['1.13.0', 'cpu', '/usr/lib/x86_64-linux-gnu']);
     assert.deepEqual([p[1].libtorch, p[1].flavour], ['2.5.1', 'cuda']);
   });
+
+  it('a PyTorch wheel or LibTorch archive is recognised by its version file and CUDA library', function () {
+    const { describeTorchDir } = require('../lib/native.js') as typeof import('../lib/native.js');
+    const make = (files: Record<string, string>): string => {
+      const dir = tmpDir();
+      for (const [f, text] of Object.entries(files)) {
+        fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
+        fs.writeFileSync(path.join(dir, f), text);
+      }
+      return dir;
+    };
+    const libs = { 'lib/libtorch.so': '', 'lib/libc10.so': '' };
+    const wheel = make({ ...libs, 'lib/libtorch_cuda.so': '', 'version.py': "from typing import Optional\n__version__ = '2.14.1+cu130'\ncuda: Optional[str] = '13.0'\n" });
+    const t = describeTorchDir(wheel, 'python3');
+    assert.deepEqual([t?.version, t?.flavour, t?.lib], ['2.14.1+cu130', 'cuda', path.join(wheel, 'lib')]);
+    const archive = describeTorchDir(make({ ...libs, 'build-version': '2.5.1+cpu\n' }), 'LIBTORCH');
+    assert.deepEqual([archive?.version, archive?.flavour], ['2.5.1+cpu', 'cpu']);
+    assert.equal(describeTorchDir(make({ 'lib/libtorch.so': '', 'version.py': "__version__ = '2.5.1'" }), 'x'), undefined, 'no libc10.so');
+    assert.equal(describeTorchDir(make(libs), 'x'), undefined, 'no version file');
+  });
+
+  it('a relocatable prebuild is matched to a LibTorch of the same version (any +tag) and flavour', function () {
+    const { torchFor } = require('../lib/native.js') as typeof import('../lib/native.js');
+    const found = (version: string, flavour: 'cpu' | 'cuda') => ({ root: '/t', lib: '/t/lib', version, flavour, source: 'python3' });
+    const cuda = { file: 'x.node', relocatable: true, libtorch: '2.14.1', flavour: 'cuda' };
+    assert.equal(torchFor(cuda, [found('2.14.1+cu130', 'cuda')])?.version, '2.14.1+cu130');
+    assert.equal(torchFor(cuda, [found('2.14.0+cu130', 'cuda'), found('2.14.1+cpu', 'cpu')]), undefined);
+    assert.equal(torchFor({ ...cuda, relocatable: false }, [found('2.14.1', 'cuda')]), undefined, 'a system prebuild is matched by path, not here');
+  });
+
+  it('a relocatable prebuild without its LibTorch gives ERR_HVAE_LOAD naming the version to install', function () {
+    const dir = tmpDir();
+    const file = path.join(dir, 'hvae-native.napi.libtorch-2.99.0.cpu.node');
+    fs.writeFileSync(file, '');
+    fs.writeFileSync(`${file}.json`, JSON.stringify({ libtorch: '2.99.0', flavour: 'cpu', relocatable: true }));
+    const r = nodeEval(
+      "try { require('hvae-native').versions } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }",
+      { HVAE_NATIVE_PATH: file, HVAE_PYTHON: '/nonexistent/python', LIBTORCH: '' });
+    const e = JSON.parse(r.stdout) as { code: string; message: string };
+    assert.equal(e.code, 'ERR_HVAE_LOAD');
+    assert.match(e.message, /libtorch-2\.99\.0\.cpu\.node: needs LibTorch 2\.99\.0 \(cpu\) from a PyTorch install or LIBTORCH; found /);
+    assert.match(e.message, /Likely cause: no LibTorch that a prebuilt addon can use was found/);
+    assert.match(e.message, /pip install torch==2\.99\.0/);
+  });
 });

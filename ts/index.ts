@@ -6,7 +6,7 @@
  * const model = HVAE.create({ preset: 'fashionmnist' });
  * ```
  */
-import { CpuCacheStats, loadNative, NativeVersions, nativePath } from './native.js';
+import { CpuCacheStats, loadNative, NativeVersions, nativePath, preloadedTorch } from './native.js';
 import { fromNative, HVAEError } from './errors.js';
 
 export { HVAE } from './model.js';
@@ -40,7 +40,12 @@ export function getVersions(): Versions {
   const v = loadNative().versions();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pkg = require('../package.json') as { version: string };
-  return { package: pkg.version, addon: nativePath() ?? '', ...v };
+  // A relocatable prebuild reports the LibTorch folder of the machine that built it; say which one it runs on.
+  const t = preloadedTorch();
+  const where = t
+    ? { libtorchPath: t.lib, libtorchSource: `preloaded from ${t.source === 'LIBTORCH' ? 'LIBTORCH' : `the torch package of ${t.source}`} (LibTorch ${t.version}; prebuilt against ${v.libtorchPath})` }
+    : {};
+  return { package: pkg.version, addon: nativePath() ?? '', ...v, ...where };
 }
 
 /** The same as {@link getVersions}, as a property: `require('hvae-native').versions`. */

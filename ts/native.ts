@@ -1,18 +1,30 @@
 /**
  * Loading the native addon. Order: `HVAE_NATIVE_PATH` (an explicit .node file), then a prebuild under
  * `prebuilds/<platform>-<arch>/` whose recorded LibTorch is present on this machine, then `build/Release` (a local
- * build), then any other prebuild. If nothing loads, one error explains what was tried, what was found, the
- * likely cause and the fix.
+ * build), then a relocatable prebuild (one built against a PyTorch wheel or a LibTorch archive) whose LibTorch
+ * version and flavour match the PyTorch or `LIBTORCH` found here, then any other prebuild. If nothing loads, one
+ * error explains what was tried, what was found, the likely cause and the fix.
+ *
+ * A relocatable prebuild cannot know where its LibTorch lies on the user's machine (a wheel sits in some
+ * site-packages). Its LibTorch libraries are therefore loaded first, by absolute path, and the addon's own
+ * dependencies (`libtorch.so`, `libc10.so`, ...) then resolve to them by soname; the wheel's libraries find their
+ * own CUDA libraries through their RUNPATH, as they do under Python.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { HVAEError } from './errors.js';
 
 /** Runtime facts reported by the addon. */
 export interface NativeVersions {
+  /** The LibTorch version the addon was built against, e.g. `1.13.0` or `2.14.1`. */
   libtorch: string;
+  /** Whether that LibTorch has CUDA. */
   flavour: 'cpu' | 'cuda';
+  /** The folder of the LibTorch libraries in use (for a relocatable prebuild: the one found on this machine). */
   libtorchPath: string;
+  /** How that LibTorch was chosen: at build time (`system`, `explicit`, `python (...)`), or `preloaded from ...`. */
   libtorchSource: string;
   cxx11Abi?: boolean;
   cuda: boolean;
@@ -109,13 +121,19 @@ export interface PrebuildInfo {
   libtorch?: string;
   flavour?: string;
   libtorchPath?: string;
+  /** Built against a LibTorch outside the system directories (a PyTorch wheel, a LibTorch archive): it can load
+   * against the same LibTorch version installed anywhere, see {@link findTorch}. */
+  relocatable?: boolean;
 }
 
-/** Lists prebuilds for this platform with their recorded LibTorch. */
-export function listPrebuilds(root = PACKAGE_ROOT): PrebuildInfo[] {
-  const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+/**
+ * Lists prebuilds for this platform with their recorded LibTorch (from the JSON file beside each, else from the
+ * name). With `only`, describes that one .node file.
+ */
+export function listPrebuilds(root = PACKAGE_ROOT, only?: string): PrebuildInfo[] {
+  const dir = only ? path.dirname(only) : path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir)
+  return (only ? [path.basename(only)] : fs.readdirSync(dir))
     .filter((f) => f.endsWith('.node'))
     .map((f) => {
       const file = path.join(dir, f);
@@ -124,7 +142,10 @@ export function listPrebuilds(root = PACKAGE_ROOT): PrebuildInfo[] {
         meta = JSON.parse(fs.readFileSync(`${file}.json`, 'utf8')) as Partial<PrebuildInfo>;
       } catch { /* no sidecar: tags from the name only */ }
       const m = /libtorch-([0-9.]+[^.]*)\.(cpu|cuda)/.exec(f);
-      return { file, libtorch: meta.libtorch ?? m?.[1], flavour: meta.flavour ?? m?.[2], libtorchPath: meta.libtorchPath, sourceHash: meta.sourceHash };
+      return {
+        file, libtorch: meta.libtorch ?? m?.[1], flavour: meta.flavour ?? m?.[2], libtorchPath: meta.libtorchPath,
+        sourceHash: meta.sourceHash, relocatable: meta.relocatable === true,
+      };
     });
 }
 
@@ -145,8 +166,106 @@ export function detectLibtorch(): { path: string; version?: string }[] {
   return found;
 }
 
+function describeFound(): string {
+  const f = findTorch();
+  return f.length ? f.map((t) => `${t.version} (${t.flavour}) in ${t.root} [${t.source}]`).join(', ') : 'none';
+}
+
+/** A LibTorch that a relocatable prebuild may load against: a PyTorch package or a LibTorch archive. */
+export interface FoundTorch {
+  /** The directory holding `lib/` (a wheel's `torch/`, or an archive's `libtorch/`). */
+  root: string;
+  /** Its `lib/`, with libtorch.so and libc10.so. */
+  lib: string;
+  /** The full version, e.g. `2.14.1+cu130` (from `version.py` or `build-version`). */
+  version: string;
+  /** `cuda` when `lib/` has libtorch_cuda.so. */
+  flavour: 'cpu' | 'cuda';
+  /** Where it was found: `LIBTORCH`, or the Python interpreter that has it. */
+  source: string;
+}
+
+/** Describes the LibTorch under `root` (a wheel's `torch/` folder or an archive's `libtorch/`), if it is one. */
+export function describeTorchDir(root: string, source: string): FoundTorch | undefined {
+  const lib = path.join(root, 'lib');
+  if (!fs.existsSync(path.join(lib, 'libtorch.so')) || !fs.existsSync(path.join(lib, 'libc10.so'))) return undefined;
+  let version: string | undefined;
+  try {
+    version = /__version__\s*(?::\s*str\s*)?=\s*['"]([^'"]+)['"]/.exec(fs.readFileSync(path.join(root, 'version.py'), 'utf8'))?.[1];
+  } catch { /* not a wheel */ }
+  if (!version) {
+    try { version = fs.readFileSync(path.join(root, 'build-version'), 'utf8').trim() || undefined; } catch { /* not an archive */ }
+  }
+  if (!version) return undefined;
+  const flavour = fs.existsSync(path.join(lib, 'libtorch_cuda.so')) ? 'cuda' : 'cpu';
+  return { root, lib, version, flavour, source };
+}
+
+let foundTorch: FoundTorch[] | undefined;
+
+/**
+ * The LibTorch installs a relocatable prebuild can use: `LIBTORCH`, then the `torch` package of `HVAE_PYTHON`,
+ * `python3` and `python` (located without importing it, so this takes milliseconds, not seconds). Cached.
+ */
+export function findTorch(): FoundTorch[] {
+  if (foundTorch) return foundTorch;
+  const out: FoundTorch[] = [];
+  if (process.env.LIBTORCH) {
+    const t = describeTorchDir(path.resolve(process.env.LIBTORCH), 'LIBTORCH');
+    if (t) out.push(t);
+  }
+  const pythons = [process.env.HVAE_PYTHON, 'python3', 'python'].filter((p): p is string => !!p);
+  const seen = new Set<string>();
+  const probe = 'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s and s.submodule_search_locations else "")';
+  for (const py of pythons) {
+    const r = spawnSync(py, ['-c', probe], { encoding: 'utf8', timeout: 10000 });
+    const dir = r.status === 0 ? r.stdout.trim() : '';
+    if (!dir || seen.has(dir)) continue;
+    seen.add(dir);
+    const t = describeTorchDir(dir, py);
+    if (t) out.push(t);
+  }
+  foundTorch = out;
+  return out;
+}
+
+/** glibc's RTLD_NODELETE (not in `os.constants.dlopen`): keeps a library loaded after Node's dlclose. */
+const RTLD_NODELETE = 0x1000;
+
+/**
+ * Loads a LibTorch's libraries by absolute path and keeps them loaded, so that an addon linked against the same
+ * version resolves its `libtorch*.so` / `libc10*.so` dependencies to them. Node loads each and, finding no addon in
+ * it, closes it again ("did not self-register"); RTLD_NODELETE makes that close a no-op. Throws dlopen's own error
+ * (a missing CUDA library of the wheel, say).
+ */
+export function preloadTorch(t: FoundTorch): void {
+  const names = ['libc10.so', 'libtorch_cpu.so', ...(t.flavour === 'cuda' ? ['libc10_cuda.so', 'libtorch_cuda.so'] : []), 'libtorch.so'];
+  for (const name of names) {
+    const file = path.join(t.lib, name);
+    if (!fs.existsSync(file)) continue;
+    try {
+      process.dlopen({ exports: {} }, file, os.constants.dlopen.RTLD_NOW | RTLD_NODELETE);
+    } catch (e) {
+      if (!/did not self-register/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+/** The LibTorch a relocatable prebuild can load against here: same version (ignoring a `+cu130` tag) and flavour. */
+export function torchFor(p: PrebuildInfo, found: FoundTorch[] = findTorch()): FoundTorch | undefined {
+  if (!p.relocatable || !p.libtorch) return undefined;
+  return found.find((t) => t.version.split('+')[0] === p.libtorch && t.flavour === p.flavour);
+}
+
 /** Maps a dlopen/require failure message to its likely cause and fix (exported for tests). */
 export function diagnoseLoadFailure(message: string): { cause: string; fix: string } {
+  const needs = /needs LibTorch ([0-9][^ ]*) \((cpu|cuda)\)/.exec(message);
+  if (needs) {
+    return {
+      cause: `no LibTorch that a prebuilt addon can use was found (a relocatable prebuild needs LibTorch ${needs[1]}, ${needs[2]})`,
+      fix: `install that PyTorch (\`pip install torch==${needs[1]}\`${needs[2] === 'cpu' ? ' from the CPU index' : ''}) or point LIBTORCH at that LibTorch, or build against the LibTorch you have: \`npm rebuild hvae-native\` (see README "Troubleshooting")`,
+    };
+  }
   if (/libtorch[_a-z]*\.so|libc10[_a-z]*\.so/.test(message) && /cannot open shared object/.test(message)) {
     return {
       cause: 'the LibTorch shared libraries (libtorch*.so / libc10*.so) the addon was linked against are missing',
@@ -182,6 +301,12 @@ export function diagnoseLoadFailure(message: string): { cause: string; fix: stri
 
 let cached: NativeAddon | undefined;
 let loadedFrom: string | undefined;
+let loadedTorch: FoundTorch | undefined;
+
+/** The LibTorch that was loaded ahead of a relocatable prebuild, if one was. */
+export function preloadedTorch(): FoundTorch | undefined {
+  return loadedTorch;
+}
 
 /** Where the loaded addon came from (after a successful load). */
 export function nativePath(): string | undefined {
@@ -191,11 +316,14 @@ export function nativePath(): string | undefined {
 /** Loads (once) and returns the native addon, or throws ERR_HVAE_LOAD with a full explanation. */
 export function loadNative(): NativeAddon {
   if (cached) return cached;
-  const candidates: string[] = [];
+  // Each candidate: a .node file, and the LibTorch to load ahead of it (relocatable prebuilds only).
+  const candidates: { file: string; torch?: () => FoundTorch | undefined }[] = [];
+  const prebuilds = listPrebuilds();
   if (process.env.HVAE_NATIVE_PATH) {
-    candidates.push(path.resolve(process.env.HVAE_NATIVE_PATH));
+    const file = path.resolve(process.env.HVAE_NATIVE_PATH);
+    const info = listPrebuilds(undefined, file)[0];
+    candidates.push({ file, torch: info?.relocatable ? () => torchFor(info) : undefined });
   } else {
-    const prebuilds = listPrebuilds();
     const present = new Set(detectLibtorch().map((l) => l.path));
     // A prebuild is preferred when its LibTorch is present and it was built from these sources (a local build
     // of newer sources wins over a stale prebuild).
@@ -204,21 +332,36 @@ export function loadNative(): NativeAddon {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       current = (require(path.join(PACKAGE_ROOT, 'scripts', 'source-hash.js')) as { sourceHash: (r: string) => string }).sourceHash(PACKAGE_ROOT);
     } catch { /* sources not shipped: any matching prebuild */ }
-    const matching = prebuilds.filter((p) => p.libtorchPath && present.has(p.libtorchPath) && (!current || !p.sourceHash || p.sourceHash === current));
-    candidates.push(...matching.map((p) => p.file));
-    candidates.push(path.join(PACKAGE_ROOT, 'build', 'Release', 'hvae_native.node'));
-    candidates.push(...prebuilds.filter((p) => !matching.includes(p)).map((p) => p.file));
+    const fresh = (p: PrebuildInfo): boolean => !current || !p.sourceHash || p.sourceHash === current;
+    const matching = prebuilds.filter((p) => !p.relocatable && p.libtorchPath && present.has(p.libtorchPath) && fresh(p));
+    candidates.push(...matching.map((p) => ({ file: p.file })));
+    candidates.push({ file: path.join(PACKAGE_ROOT, 'build', 'Release', 'hvae_native.node') });
+    // Relocatable prebuilds: looking for a PyTorch costs a Python start (tens of ms), so only now.
+    const relocatable = prebuilds.filter((p) => p.relocatable && fresh(p));
+    candidates.push(...relocatable.map((p) => ({ file: p.file, torch: () => torchFor(p) })));
+    candidates.push(...prebuilds.filter((p) => !matching.includes(p) && !relocatable.includes(p)).map((p) => ({ file: p.file })));
   }
   const tried: string[] = [];
-  for (const file of candidates) {
+  for (const { file, torch } of candidates) {
     if (!fs.existsSync(file)) {
       tried.push(`${file}: not found`);
       continue;
     }
+    let t: FoundTorch | undefined;
     try {
+      if (torch) {
+        t = torch();
+        if (!t) {
+          const info = listPrebuilds(undefined, file)[0];
+          tried.push(`${file}: needs LibTorch ${info?.libtorch ?? '?'} (${info?.flavour ?? '?'}) from a PyTorch install or LIBTORCH; found ${describeFound()}`);
+          continue;
+        }
+        preloadTorch(t);
+      }
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       cached = require(file) as NativeAddon;
       loadedFrom = file;
+      loadedTorch = t;
       return cached;
     } catch (e) {
       tried.push(`${file}: ${(e as Error).message.split('\n')[0]}`);
@@ -236,6 +379,7 @@ export function loadNative(): NativeAddon {
     libs.length
       ? `  - LibTorch: ${libs.map((l) => `${l.path}${l.version ? ` (libtorch.so.${l.version})` : ''}`).join(', ')}`
       : '  - LibTorch: none found (LIBTORCH unset; nothing in /usr/lib/*-linux-gnu, /usr/local/lib, /opt/libtorch)',
+    ...(prebuilds.some((p) => p.relocatable) ? [`  - PyTorch / LIBTORCH for relocatable prebuilds: ${describeFound()}`] : []),
     `  - CUDA: ${fs.existsSync('/proc/driver/nvidia/version') ? 'NVIDIA driver present' : 'no NVIDIA driver'}`,
     `Likely cause: ${cause}.`,
     `Fix: ${fix}.`,

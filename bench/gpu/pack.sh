@@ -34,13 +34,9 @@ if [ "${HVAE_GPU_TOOLS:-1}" != 0 ]; then
   fi
   rm -rf "$tools"
 fi
-# A CUDA addon built here against a PyTorch CUDA wheel by scripts/check-libtorch2.sh: run.sh uses it only if the
-# machine cannot build (no compiler) and its PyTorch is that same version.
-for f in "${HVAE_TORCH2_DIR:-/tmp/hvae-libtorch2}"/prebuilt/hvae_native.libtorch-*.cuda.node; do
-  [ -f "$f" ] || continue
-  mkdir -p .gpu-carry/prebuilt && xz -9 -c "$f" > ".gpu-carry/prebuilt/$(basename "$f").xz"
-done
-du -sh .gpu-carry/* .gpu-carry/prebuilt/* 2>/dev/null
+# No CUDA addon is carried any more: prebuilds/linux-x64/ holds a relocatable one for PyTorch 2.14.1 (CUDA 13), made
+# by scripts/check-libtorch2.sh, which the loader uses if the machine cannot build and its PyTorch is that version.
+du -sh .gpu-carry/* 2>/dev/null
 tracked=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
 carry=$(du -cb .gpu-carry/* | tail -1 | cut -f1)
 total=$(( (tracked + carry) / 1048576 ))

@@ -30,7 +30,7 @@ for t in cmake ninja make g++ c++ nvcc; do printf '%s: ' "$t"; command -v "$t" |
 cmake --version 2>/dev/null | head -1; g++ --version 2>/dev/null | head -1
 TORCH_LIB=$("$PY" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null)
 TORCH_VER=$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null)
-# A carried addon (see pack.sh) has this machine's LibTorch only on LD_LIBRARY_PATH; harmless for a local build.
+# Harmless for a local build (its RUNPATH names the wheel's lib/); the committed prebuild needs none of it either.
 [ -n "$TORCH_LIB" ] && export LD_LIBRARY_PATH=$TORCH_LIB:${LD_LIBRARY_PATH:-}
 echo "== build (LibTorch from Python's torch)"
 export HVAE_PYTHON=$PY
@@ -40,15 +40,15 @@ build_rc=$?
 grep -E 'hvae-native:|warning:|error' "$OUT/build.log" | head -40; tail -5 "$OUT/build.log"
 echo "build rc $build_rc, seconds: $(( $(date +%s) - t0 ))"
 if [ "$build_rc" != 0 ]; then
-  pre=.gpu-carry/prebuilt/hvae_native.libtorch-$TORCH_VER.cuda.node.xz
-  if [ -f "$pre" ]; then
-    echo "== the build failed: using the carried addon built against PyTorch $TORCH_VER's wheel"
-    mkdir -p build/Release && xz -dc "$pre" > build/Release/hvae_native.node
+  rm -f build/Release/hvae_native.node
+  if [ -f "prebuilds/linux-x64/hvae-native.napi.libtorch-$TORCH_VER.cuda.node" ]; then
+    # Relocatable: the loader finds this Python's torch (HVAE_PYTHON) and loads its libraries before the addon.
+    echo "== the build failed: the loader will use the committed prebuild for LibTorch $TORCH_VER (cuda)"
   else
-    echo "== the build failed and no carried addon matches PyTorch $TORCH_VER (have: $(ls .gpu-carry/prebuilt 2>/dev/null | tr '\n' ' '))"
+    echo "== the build failed and no prebuild matches PyTorch $TORCH_VER (have: $(ls prebuilds/linux-x64 2>/dev/null | grep '\.node' | tr '\n' ' '))"
   fi
 fi
-node -e "console.log(JSON.stringify(require('./build/Release/hvae_native.node').versions()))" | tee "$OUT/versions.json"
+node -e "console.log(JSON.stringify(require('./lib/index.js').versions))" | tee "$OUT/versions.json"
 echo "== tests (CUDA enabled)"
 # Only what the GPU adds: the CUDA tests, plus the bridge and async tests on this build. The rest of the suite needs
 # ../shared in full and Debian's FashionMNIST, which that machine has not; CI runs it on CPU.
