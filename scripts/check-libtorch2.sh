@@ -112,6 +112,13 @@ relocated() {
     process.exit(v.addon.includes('/prebuilds/') && v.libtorchSource.startsWith('preloaded') ? 0 : 1)"
   st=$?
   [ $st = 0 ] || echo "libtorch2 [$leg]: the relocatable prebuild did not load through the loader"
+  # npm's install hook must choose it too, rather than start a build.
+  if [ $st = 0 ]; then
+    local hook
+    hook=$(env "$@" node scripts/install.js --check 2>&1)
+    echo "$hook" | sed "s/^/libtorch2 [$leg]: install hook: /"
+    echo "$hook" | grep -q "using the prebuilt addon prebuilds/linux-x64/$(basename "$f")" || { echo "libtorch2 [$leg]: npm's install hook did not choose the relocatable prebuild"; st=1; }
+  fi
   if [ $st = 0 ]; then
     env "$@" npx mocha --no-config --timeout 120000 --require .test-build/setup.js .test-build/10.loader.test.js .test-build/20.parity.test.js > "$work/tests-$leg-relocated.txt" 2>&1
     st=$?

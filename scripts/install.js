@@ -3,6 +3,7 @@
 // cmake-js. Plain JavaScript (it runs before the TypeScript is compiled).
 //   HVAE_SKIP_BUILD=1   skip entirely (e.g. when packaging on a machine without LibTorch)
 //   HVAE_FORCE_BUILD=1  always build from source
+//   --check             only say which addon would be used; exit 1 where it would build (scripts/check-libtorch2.sh)
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -50,6 +51,11 @@ if (!process.env.HVAE_FORCE_BUILD) {
     log('the addon in build/Release loads: nothing to build (HVAE_FORCE_BUILD=1 rebuilds)');
     process.exit(0);
   }
+}
+
+if (process.argv.includes('--check')) {
+  log('no prebuilt or local addon loads here: npm install would build one');
+  process.exit(1);
 }
 
 let cmakeJs;
