@@ -33,7 +33,11 @@ function loads(file) {
 
 if (!process.env.HVAE_FORCE_BUILD) {
   const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
-  const candidates = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.node')).map((f) => path.join(dir, f)) : [];
+  // CUDA prebuilds first where an NVIDIA driver is present (the loader's order; a CUDA one loads only where its PyTorch is).
+  const gpu = fs.existsSync('/proc/driver/nvidia/version');
+  const candidates = (fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.node')) : [])
+    .sort((a, b) => (gpu ? Number(b.includes('.cuda.')) - Number(a.includes('.cuda.')) : 0) || a.localeCompare(b))
+    .map((f) => path.join(dir, f));
   for (const file of candidates) {
     let meta = {};
     try { meta = JSON.parse(fs.readFileSync(`${file}.json`, 'utf8')); } catch { /* no sidecar */ }

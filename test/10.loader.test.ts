@@ -155,4 +155,21 @@ describe('10 loader and runtime facts', function () {
     assert.match(e.message, /Likely cause: no LibTorch that a prebuilt addon can use was found/);
     assert.match(e.message, /pip install torch==2\.99\.0/);
   });
+
+  it('candidate order: system prebuild, local build, relocatable ones; a CUDA one first where a GPU driver is', function () {
+    const { candidateOrder } = require('../lib/native.js') as typeof import('../lib/native.js');
+    const sys = { file: 'sys-1.13.cpu.node', libtorch: '1.13.0', flavour: 'cpu', libtorchPath: '/usr/lib/x86_64-linux-gnu', sourceHash: 'h' };
+    const cpu2 = { file: 'rel-2.13.0.cpu.node', libtorch: '2.13.0', flavour: 'cpu', relocatable: true, sourceHash: 'h' };
+    const cuda2 = { file: 'rel-2.14.1.cuda.node', libtorch: '2.14.1', flavour: 'cuda', relocatable: true, sourceHash: 'h' };
+    const stale = { file: 'rel-2.14.1.cuda.old.node', libtorch: '2.14.1', flavour: 'cuda', relocatable: true, sourceHash: 'old' };
+    const wheel = [{ root: '/t', lib: '/t/lib', version: '2.14.1+cu130', flavour: 'cuda' as const, source: 'python3' }];
+    let looked = 0;
+    const base = { prebuilds: [sys, cpu2, cuda2, stale], present: new Set(['/usr/lib/x86_64-linux-gnu']), sourceHash: 'h', localBuild: 'build.node' };
+    const files = (gpu: boolean) => candidateOrder({ ...base, gpu, findTorch: () => { looked++; return wheel; } }).map((c) => c.file);
+    assert.deepEqual(files(false), ['sys-1.13.cpu.node', 'build.node', 'rel-2.13.0.cpu.node', 'rel-2.14.1.cuda.node', 'rel-2.14.1.cuda.old.node']);
+    assert.equal(looked, 0, 'no Python is started to order the candidates without a GPU');
+    assert.deepEqual(files(true), ['rel-2.14.1.cuda.node', 'sys-1.13.cpu.node', 'build.node', 'rel-2.13.0.cpu.node', 'rel-2.14.1.cuda.old.node']);
+    // A GPU, but the CUDA prebuild's PyTorch is not installed: the usual order.
+    assert.deepEqual(candidateOrder({ ...base, gpu: true, findTorch: () => [] }).map((c) => c.file)[0], 'sys-1.13.cpu.node');
+  });
 });

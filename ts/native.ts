@@ -1,7 +1,7 @@
 /**
  * Loading the native addon. Order: `HVAE_NATIVE_PATH` (an explicit .node file), then a prebuild under
  * `prebuilds/<platform>-<arch>/` whose recorded LibTorch is present on this machine, then `build/Release` (a local
- * build), then a relocatable prebuild (one built against a PyTorch wheel or a LibTorch archive) whose LibTorch
+ * build), then a relocatable prebuild (a CUDA one goes first of all where an NVIDIA driver is present) (one built against a PyTorch wheel or a LibTorch archive) whose LibTorch
  * version and flavour match the PyTorch or `LIBTORCH` found here, then any other prebuild. If nothing loads, one
  * error explains what was tried, what was found, the likely cause and the fix.
  *
@@ -313,6 +313,32 @@ export function nativePath(): string | undefined {
   return loadedFrom;
 }
 
+/**
+ * The order in which the loader tries addon files (exported for tests):
+ *  1. with an NVIDIA driver present (`gpu`), CUDA relocatable prebuilds whose PyTorch is installed (a machine with
+ *     Debian's CPU libtorch-dev and a CUDA PyTorch wants the GPU);
+ *  2. prebuilds for a system LibTorch that is present, built from these sources (`sourceHash`);
+ *  3. the local build;
+ *  4. the other fresh relocatable prebuilds (only these need a look for PyTorch, which starts a Python);
+ *  5. everything else, for the error message.
+ */
+export function candidateOrder(o: {
+  prebuilds: PrebuildInfo[]; present: Set<string>; sourceHash?: string; gpu: boolean; findTorch: () => FoundTorch[]; localBuild: string;
+}): { file: string; prebuild?: PrebuildInfo }[] {
+  const fresh = (p: PrebuildInfo): boolean => !o.sourceHash || !p.sourceHash || p.sourceHash === o.sourceHash;
+  const matching = o.prebuilds.filter((p) => !p.relocatable && p.libtorchPath && o.present.has(p.libtorchPath) && fresh(p));
+  const relocatable = o.prebuilds.filter((p) => p.relocatable && fresh(p));
+  const cudaFirst = o.gpu ? relocatable.filter((p) => p.flavour === 'cuda' && torchFor(p, o.findTorch()) !== undefined) : [];
+  const rest = o.prebuilds.filter((p) => !matching.includes(p) && !relocatable.includes(p));
+  return [
+    ...cudaFirst.map((p) => ({ file: p.file, prebuild: p })),
+    ...matching.map((p) => ({ file: p.file, prebuild: p })),
+    { file: o.localBuild },
+    ...relocatable.filter((p) => !cudaFirst.includes(p)).map((p) => ({ file: p.file, prebuild: p })),
+    ...rest.map((p) => ({ file: p.file, prebuild: p })),
+  ];
+}
+
 /** Loads (once) and returns the native addon, or throws ERR_HVAE_LOAD with a full explanation. */
 export function loadNative(): NativeAddon {
   if (cached) return cached;
@@ -332,14 +358,11 @@ export function loadNative(): NativeAddon {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       current = (require(path.join(PACKAGE_ROOT, 'scripts', 'source-hash.js')) as { sourceHash: (r: string) => string }).sourceHash(PACKAGE_ROOT);
     } catch { /* sources not shipped: any matching prebuild */ }
-    const fresh = (p: PrebuildInfo): boolean => !current || !p.sourceHash || p.sourceHash === current;
-    const matching = prebuilds.filter((p) => !p.relocatable && p.libtorchPath && present.has(p.libtorchPath) && fresh(p));
-    candidates.push(...matching.map((p) => ({ file: p.file })));
-    candidates.push({ file: path.join(PACKAGE_ROOT, 'build', 'Release', 'hvae_native.node') });
-    // Relocatable prebuilds: looking for a PyTorch costs a Python start (tens of ms), so only now.
-    const relocatable = prebuilds.filter((p) => p.relocatable && fresh(p));
-    candidates.push(...relocatable.map((p) => ({ file: p.file, torch: () => torchFor(p) })));
-    candidates.push(...prebuilds.filter((p) => !matching.includes(p) && !relocatable.includes(p)).map((p) => ({ file: p.file })));
+    const order = candidateOrder({
+      prebuilds, present, sourceHash: current, gpu: fs.existsSync('/proc/driver/nvidia/version'),
+      findTorch, localBuild: path.join(PACKAGE_ROOT, 'build', 'Release', 'hvae_native.node'),
+    });
+    candidates.push(...order.map((c) => ({ file: c.file, torch: c.prebuild?.relocatable ? () => torchFor(c.prebuild!) : undefined })));
   }
   const tried: string[] = [];
   for (const { file, torch } of candidates) {
