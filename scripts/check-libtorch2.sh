@@ -208,9 +208,8 @@ else
     failed=$((failed + 1))
   else
     echo "libtorch2 [cuda]: linked to $(ldd build/Release/hvae_native.node | grep -o 'libtorch_cuda.so => [^ ]*')"
-    # Kept for bench/gpu/pack.sh: the GPU machine's fallback when it cannot compile (see bench/GPU.md).
-    ver=$(sed -n 's/^set(PACKAGE_VERSION "\([^"]*\)").*/\1/p' "$dir/TorchConfigVersion.cmake")
-    mkdir -p "$work/prebuilt" && cp build/Release/hvae_native.node "$work/prebuilt/hvae_native.libtorch-${ver%%+*}.cuda.node"
+    # Not a prebuild: it cannot be loaded here to record its facts (its CUDA libraries are not installed). With
+    # HVAE_TORCH_CUDA_PYTHON the leg above makes and checks the committed CUDA prebuild.
     passed=$((passed + 1))
   fi
 fi
