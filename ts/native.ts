@@ -9,6 +9,11 @@
  * site-packages). Its LibTorch libraries are therefore loaded first, by absolute path, and the addon's own
  * dependencies (`libtorch.so`, `libc10.so`, ...) then resolve to them by soname; the wheel's libraries find their
  * own CUDA libraries through their RUNPATH, as they do under Python.
+ *
+ * Deliberately not `node-gyp-build` (which the project brief names): it picks one prebuild per platform, arch,
+ * runtime and libc, while ours differ by LibTorch version and flavour, and each loads only beside its own LibTorch.
+ * The prebuilds keep its layout and naming (`prebuilds/<platform>-<arch>/<name>.napi.<tags>.node`), so its tools
+ * can still list them.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
