@@ -1,8 +1,9 @@
 /**
  * Loading the native addon. Order: `HVAE_NATIVE_PATH` (an explicit .node file), then a prebuild under
  * `prebuilds/<platform>-<arch>/` whose recorded LibTorch is present on this machine, then `build/Release` (a local
- * build), then a relocatable prebuild (a CUDA one goes first of all where an NVIDIA driver is present) (one built against a PyTorch wheel or a LibTorch archive) whose LibTorch
- * version and flavour match the PyTorch or `LIBTORCH` found here, then any other prebuild. If nothing loads, one
+ * build), then a relocatable prebuild (one built against a PyTorch wheel or a LibTorch archive) whose LibTorch
+ * version and flavour match the PyTorch or `LIBTORCH` found here, then any other prebuild; where an NVIDIA driver
+ * is present, a matching CUDA relocatable prebuild goes first of all ({@link candidateOrder}). If nothing loads, one
  * error explains what was tried, what was found, the likely cause and the fix.
  *
  * A relocatable prebuild cannot know where its LibTorch lies on the user's machine (a wheel sits in some
@@ -347,13 +348,12 @@ export function candidateOrder(o: {
 /** Loads (once) and returns the native addon, or throws ERR_HVAE_LOAD with a full explanation. */
 export function loadNative(): NativeAddon {
   if (cached) return cached;
-  // Each candidate: a .node file, and the LibTorch to load ahead of it (relocatable prebuilds only).
-  const candidates: { file: string; torch?: () => FoundTorch | undefined }[] = [];
+  // Each candidate: a .node file and, for a prebuild, its description (a relocatable one needs its LibTorch first).
+  const candidates: { file: string; prebuild?: PrebuildInfo }[] = [];
   const prebuilds = listPrebuilds();
   if (process.env.HVAE_NATIVE_PATH) {
     const file = path.resolve(process.env.HVAE_NATIVE_PATH);
-    const info = listPrebuilds(undefined, file)[0];
-    candidates.push({ file, torch: info?.relocatable ? () => torchFor(info) : undefined });
+    candidates.push({ file, prebuild: listPrebuilds(undefined, file)[0] });
   } else {
     const present = new Set(detectLibtorch().map((l) => l.path));
     // A prebuild is preferred when its LibTorch is present and it was built from these sources (a local build
@@ -367,21 +367,20 @@ export function loadNative(): NativeAddon {
       prebuilds, present, sourceHash: current, gpu: fs.existsSync('/proc/driver/nvidia/version'),
       findTorch, localBuild: path.join(PACKAGE_ROOT, 'build', 'Release', 'hvae_native.node'),
     });
-    candidates.push(...order.map((c) => ({ file: c.file, torch: c.prebuild?.relocatable ? () => torchFor(c.prebuild!) : undefined })));
+    candidates.push(...order);
   }
   const tried: string[] = [];
-  for (const { file, torch } of candidates) {
+  for (const { file, prebuild } of candidates) {
     if (!fs.existsSync(file)) {
       tried.push(`${file}: not found`);
       continue;
     }
     let t: FoundTorch | undefined;
     try {
-      if (torch) {
-        t = torch();
+      if (prebuild?.relocatable) {
+        t = torchFor(prebuild);
         if (!t) {
-          const info = listPrebuilds(undefined, file)[0];
-          tried.push(`${file}: needs LibTorch ${info?.libtorch ?? '?'} (${info?.flavour ?? '?'}) from a PyTorch install or LIBTORCH; found ${describeFound()}`);
+          tried.push(`${file}: needs LibTorch ${prebuild.libtorch ?? '?'} (${prebuild.flavour ?? '?'}) from a PyTorch install or LIBTORCH; found ${describeFound()}`);
           continue;
         }
         preloadTorch(t);
