@@ -115,7 +115,8 @@ relocated() {
   # npm's install hook must choose it too, rather than start a build.
   if [ $st = 0 ]; then
     local hook
-    hook=$(env "$@" node scripts/install.js --check 2>&1)
+    # HVAE_FORCE_BUILD (which .ci/run exports for the main build) would make the hook skip every prebuild.
+    hook=$(env "$@" HVAE_FORCE_BUILD= node scripts/install.js --check 2>&1)
     echo "$hook" | sed "s/^/libtorch2 [$leg]: install hook: /"
     echo "$hook" | grep -q "using the prebuilt addon prebuilds/linux-x64/$(basename "$f")" || { echo "libtorch2 [$leg]: npm's install hook did not choose the relocatable prebuild"; st=1; }
   fi
