@@ -136,6 +136,40 @@ Napi::Value tensorList(Napi::Env env, const std::vector<torch::Tensor>& ts) {
   return a;
 }
 
+// A job for this model: its C++ work runs on the model's device thread (workers.h).
+std::shared_ptr<Job> newJob(const ModelState& st) {
+  auto job = std::make_shared<Job>();
+  job->cudaDevice = deviceThreadKey(st.device);
+  return job;
+}
+
+// Results leave the device inside the job (on the device thread): the JS thread, which builds the result objects,
+// then never waits for queued GPU work. On the CPU these are no-ops.
+torch::Tensor onHost(const torch::Tensor& t) { return t.defined() ? t.to(torch::kCPU) : t; }
+void onHost(std::vector<torch::Tensor>& ts) {
+  for (auto& t : ts) t = onHost(t);
+}
+void onHost(std::map<int, torch::Tensor>& m) {
+  for (auto& [k, t] : m) t = onHost(t);
+}
+void onHost(ScoreResult& r) {
+  r.elbo = onHost(r.elbo);
+  r.elboLogLikelihood = onHost(r.elboLogLikelihood);
+  onHost(r.elboKl);
+  r.elboSamples = onHost(r.elboSamples);
+  onHost(r.aboveK);
+  onHost(r.aboveKLogLikelihood);
+  for (auto& [k, v] : r.aboveKKl) onHost(v);
+  onHost(r.belowL);
+}
+void onHost(TrainStepResult& r) {
+  r.loss = onHost(r.loss);
+  r.elbo = onHost(r.elbo);
+  r.logLikelihood = onHost(r.logLikelihood);
+  onHost(r.kl);
+  for (auto& [name, t] : r.grads) t = onHost(t);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -300,7 +334,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Score(const Napi::CallbackInfo& info, bool sync) {
     Napi::Env env = info.Env();
     auto st = state(env);
-    auto job = std::make_shared<Job>();
+    auto job = newJob(*st);
     auto result = std::make_shared<ScoreResult>();
     try {
       Napi::Object o = optionsArg(info, 1);
@@ -335,6 +369,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
         if (const char* p = std::getenv("HVAE_PROFILE")) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(p));
         *result = score(*st->model, x, req, st->generator);
+        onHost(*result);
       };
       job->result = [result](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
@@ -362,7 +397,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Train(const Napi::CallbackInfo& info, bool sync) {
     Napi::Env env = info.Env();
     auto st = state(env);
-    auto job = std::make_shared<Job>();
+    auto job = newJob(*st);
     auto result = std::make_shared<TrainStepResult>();
     try {
       Napi::Object o = optionsArg(info, 1);
@@ -391,6 +426,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
         if (const char* p = std::getenv("HVAE_PROFILE")) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(p));
         *result = trainStep(*st->model, st->adam, x, opt, st->generator);
+        onHost(*result);
       };
       job->result = [result](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
@@ -421,7 +457,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Initialize(const Napi::CallbackInfo& info, bool sync) {
     Napi::Env env = info.Env();
     auto st = state(env);
-    auto job = std::make_shared<Job>();
+    auto job = newJob(*st);
     try {
       const ImagesArg in = readImages(info[0], optionsArg(info, 1), st->model->config(), *job);
       job->run = [st, in]() {
@@ -454,7 +490,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Generate(const Napi::CallbackInfo& info, bool sync) {
     Napi::Env env = info.Env();
     auto st = state(env);
-    auto job = std::make_shared<Job>();
+    auto job = newJob(*st);
     auto result = std::make_shared<torch::Tensor>();
     try {
       Napi::Object o = optionsArg(info, 0);
@@ -499,7 +535,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           }
           params = runGroups(*st->model, x, {g}, e)[0].likelihoodParams;
         }
-        *result = st->model->likelihood()->image(params, sampleOutput, st->generator);
+        *result = onHost(st->model->likelihood()->image(params, sampleOutput, st->generator));
       };
       job->result = [result](Napi::Env env) -> Napi::Value { return toJsTensor(env, *result); };
     } catch (...) {
@@ -719,6 +755,26 @@ Napi::Value Spin(const Napi::CallbackInfo& info) {
   return runAsync(info.Env(), job);
 }
 
+// Test hooks: _setCpuDedicatedThread(on) routes CPU jobs through a dedicated thread as CUDA jobs are (workers.h);
+// _setAdamImpl('foreach' | 'per-tensor') picks Adam's update (train.h). Each returns the previous setting.
+Napi::Value SetCpuDedicatedThread(const Napi::CallbackInfo& info) {
+  const bool on = info.Length() > 0 && info[0].ToBoolean().Value();
+  return Napi::Boolean::New(info.Env(), setCpuDedicatedThread(on));
+}
+
+Napi::Value SetAdamImpl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string previous = adamForeach() ? "foreach" : "per-tensor";
+  if (info.Length() > 0 && info[0].IsString()) {
+    const std::string m = info[0].As<Napi::String>().Utf8Value();
+    if (m != "foreach" && m != "per-tensor") {
+      throw Napi::Error::New(env, "[ERR_HVAE_OPTION] Adam implementation must be 'foreach' or 'per-tensor'");
+    }
+    setAdamForeach(m == "foreach");
+  }
+  return Napi::String::New(env, previous);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // Debian's LibTorch starts with one intra-op thread; default to all cores unless the user asked otherwise.
   if (gNumThreads.load() == 0) {
@@ -739,6 +795,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // LibTorch's CPU tensors come from a caching allocator (allocator.h): worker-thread malloc arenas would otherwise
   // return each step's working set to the kernel and fault it back in.
   installCpuCachingAllocator();
+  // HVAE_ADAM=per-tensor: torch.optim's single-tensor Adam loop instead of the multi-tensor update (diagnosis).
+  if (const char* a = std::getenv("HVAE_ADAM")) {
+    if (std::string(a) == "per-tensor") setAdamForeach(false);
+  }
   // Per-environment state (the main thread and every worker_threads worker get their own): the class
   // constructor, released by N-API when the environment is torn down.
   Napi::Function ctor = ModelWrap::Define(env);
@@ -755,6 +815,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuCache", Napi::Function::New(env, CpuCache));
   exports.Set("_throw", Napi::Function::New(env, Throw));
   exports.Set("_spin", Napi::Function::New(env, Spin));
+  exports.Set("_setCpuDedicatedThread", Napi::Function::New(env, SetCpuDedicatedThread));
+  exports.Set("_setAdamImpl", Napi::Function::New(env, SetAdamImpl));
   return exports;
 }
 

@@ -19,8 +19,9 @@ enum class FreeNatsMode {
   PaperEra    // [PAPER-ERA] elementwise max(KL_elem, lambda / numel_l); max(KL_elem, 0) once lambda = 0
 };
 
-// Adam exactly as torch.optim.Adam (1.13, single-tensor, no amsgrad, no weight decay), with its state kept by
-// parameter name so that checkpoints can store and restore it.
+// Adam exactly as torch.optim.Adam (1.13, no amsgrad, no weight decay), with its state kept by parameter name so
+// that checkpoints can store and restore it. The update runs as multi-tensor (_foreach) ops unless
+// setAdamForeach(false) chose torch.optim's single-tensor loop; both do the same arithmetic.
 class Adam {
  public:
   struct State {
@@ -35,6 +36,10 @@ class Adam {
  private:
   std::map<std::string, State> state_;
 };
+
+// Chooses the multi-tensor update (default) or the single-tensor loop; returns the previous choice.
+bool setAdamForeach(bool on);
+bool adamForeach();
 
 struct TrainStepOptions {
   double beta = 1.0;          // KL weight (warm-up)

@@ -5,7 +5,7 @@
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { HVAE, ImageBatch } from 'hvae-native';
+import { HVAE, HVAEError, ImageBatch } from 'hvae-native';
 import { loadNative } from '../lib/native.js';
 import { ROOT } from './setup.js';
 
@@ -104,5 +104,57 @@ describe('12 async, sync and worker threads', function () {
     const exit = await w.terminate();
     assert.equal(typeof exit, 'number');
     assert.ok(path.isAbsolute(ROOT));
+  });
+
+  it('on a dedicated thread (the CUDA path, here on the CPU): concurrent async and sync calls give the same numbers, errors stay typed, timers keep firing', async function () {
+    this.timeout(120000);
+    const addon = loadNative();
+    const { fromNative } = require('../lib/errors.js') as typeof import('../lib/errors.js');
+    // Deterministic calls: float images and zero noise (ELBO only), so the numbers cannot depend on call order.
+    const call = (m: HVAE, n: number, sync = false) => {
+      const x = images(n);
+      const f = { data: Float32Array.from(x.data, (v) => v / 255), shape: x.shape };
+      const zero = [{ data: new Float32Array(n * 8 * 14 * 14), shape: [n, 8, 14, 14] }, { data: new Float32Array(n * 16), shape: [n, 16] }, { data: new Float32Array(n * 8), shape: [n, 8] }];
+      const o = { k: [] as number[], transform: 'none' as const, _noise: zero };
+      return sync ? Promise.resolve(m.scoresSync(f, o)) : m.scores(f, o);
+    };
+    const sizes = [1, 2, 3, 4, 5, 6, 7, 8];
+    const m = HVAE.create({ seed: 5 });
+    const other = HVAE.create({ seed: 6 });
+    try {
+      const expected = await Promise.all(sizes.map((n) => call(m, n)));
+      const expectedOther = await call(other, 3);
+      assert.equal(addon._setCpuDedicatedThread(true), false);
+      try {
+        const { ticks, ms } = await ticksDuring(async () => {
+          const pending = sizes.map((n) => call(m, n));
+          const fromOther = call(other, 3); // a second model shares the device's thread
+          const sync = await call(m, 4, true);
+          const got = await Promise.all(pending);
+          got.forEach((r, i) => assert.deepEqual(r.elbo, expected[i].elbo, `call ${i}`));
+          assert.deepEqual(sync.elbo, expected[3].elbo);
+          assert.deepEqual((await fromOther).elbo, expectedOther.elbo);
+        });
+        assert.ok(ticks >= Math.floor(ms / 10) * 0.3, `${ticks} ticks in ${ms} ms`);
+        const err = await addon._throw('code').then(() => null, (e: unknown) => fromNative(e));
+        assert.equal(err?.code, 'ERR_HVAE_OPTION');
+        await assert.rejects(m.scores(images(2), { k: [9] }), { code: 'ERR_HVAE_OPTION' });
+        // Sync errors thrown on the dedicated thread reach the caller too.
+        const t = HVAE.create({ preset: 'fashionmnist', channels: 16 });
+        try {
+          await t.initialize({ data: new Uint8Array(4 * 784).fill(128), shape: [4, 1, 28, 28] });
+          const huge = { data: new Float32Array(4 * 784).fill(1e30), shape: [4, 1, 28, 28] as [number, number, number, number] };
+          assert.throws(() => t.trainStepSync(huge, { transform: 'none' }),
+            (e: HVAEError) => e instanceof HVAEError && e.code === 'ERR_HVAE_NONFINITE_LOSS');
+        } finally {
+          t.dispose();
+        }
+      } finally {
+        assert.equal(addon._setCpuDedicatedThread(false), true);
+      }
+    } finally {
+      m.dispose();
+      other.dispose();
+    }
   });
 });

@@ -11,6 +11,8 @@ import { klWarmup, freeNatsSchedule } from '../lib/schedules.js';
 import { fit, resolveFitOptions, ProgressEvent, EpochEvent, Trainer } from '../lib/train.js';
 import { loadDataset } from '../lib/data/datasets.js';
 import { subset, Dataset } from '../lib/data/stream.js';
+import { readSafetensors, writeSafetensors, SafeTensor } from '../lib/safetensors.js';
+import { loadNative } from '../lib/native.js';
 import { ROOT, tmpDir } from './setup.js';
 
 // A small model (16 channels) keeps CPU tests fast; the loop is the same for every config.
@@ -198,5 +200,96 @@ describe('50 training', function () {
       assert.equal(m.numParameters, 2588898);
       m.dispose();
     }
+  });
+
+  it("Adam's multi-tensor update gives bit-identical weights to the per-tensor loop, and the switch is honoured", async function () {
+    this.timeout(300000);
+    const addon = loadNative();
+    const batch = (await (await fashionSubset(20)).read(Array.from({ length: 20 }, (_, i) => i))).images;
+    const run = async (impl: 'foreach' | 'per-tensor') => {
+      const before = addon._setAdamImpl(impl);
+      try {
+        assert.equal(addon._setAdamImpl(), impl);
+        const m = HVAE.create({ ...SMALL, seed: 11 });
+        m.seed(12);
+        for (let i = 0; i < 3; i++) await m.trainStep(batch, { beta: 0.5, freeNats: 1 });
+        const w = m.getState();
+        const opt = m.nativeModel().getOptimizerState();
+        m.dispose();
+        return { w, opt };
+      } finally {
+        addon._setAdamImpl(before);
+      }
+    };
+    const a = await run('per-tensor');
+    const b = await run('foreach');
+    assert.equal(addon._setAdamImpl(), 'foreach', 'the default is the multi-tensor update');
+    let compared = 0;
+    for (const [name, t] of Object.entries(a.w)) {
+      assert.deepEqual(b.w[name].data, t.data, name);
+      assert.deepEqual(b.opt[name].expAvgSq.data, a.opt[name].expAvgSq.data, name);
+      assert.equal(b.opt[name].step, 3);
+      compared++;
+    }
+    assert.ok(compared > 50, `${compared} parameters`);
+    // Adam moved the weights away from their initialisation (the comparison above is not of untouched weights).
+    const fresh = HVAE.create({ ...SMALL, seed: 11 });
+    await fresh.initialize(batch);
+    const moved = Object.keys(a.w).filter((n) => a.w[n].data.some((v, i) => v !== fresh.getState()[n].data[i])).length;
+    fresh.dispose();
+    assert.ok(moved > compared / 2, `${moved} of ${compared} parameters moved`);
+    assert.throws(() => addon._setAdamImpl('fused' as 'foreach'), /ERR_HVAE_OPTION/);
+  });
+
+  it('resume across devices: an RNG state from another kind of device is not restored; the generator is reseeded and the run goes on', async function () {
+    this.timeout(600000);
+    const data = await fashionSubset(300);
+    const opts = { epochs: 1, batchSize: 50, validation: 50, seed: 7, imagesEvery: 0 };
+    const dir = tmpDir();
+    const b = HVAE.create({ ...SMALL, seed: 3 });
+    await b.fit(data, { ...opts, checkpointDir: dir, maxSteps: 2 });
+    b.dispose();
+    const file = path.join(dir, 'last.safetensors');
+    const saved = readSafetensors(file);
+    assert.equal(saved.metadata.rngDevice, 'cpu');
+    const own = HVAE.load(file);
+    assert.equal(own.rngStateRestored, true);
+    own.dispose();
+    // The same checkpoint as a CUDA run would write it: a CUDA generator's state (seed and offset, 16 bytes).
+    const cudaDir = tmpDir();
+    const tensors = new Map<string, { shape: number[]; data: SafeTensor['data'] }>(saved.tensors);
+    tensors.set('rng.state', { shape: [16], data: new Uint8Array(16).fill(7) });
+    writeSafetensors(path.join(cudaDir, 'last.safetensors'), tensors, { ...saved.metadata, rngDevice: 'cuda' });
+    const loaded = HVAE.load(path.join(cudaDir, 'last.safetensors'));
+    assert.equal(loaded.rngStateRestored, false);
+    const ref = HVAE.load(file);
+    const wa = loaded.getState();
+    const wb = ref.getState();
+    ref.dispose();
+    assert.ok(Object.keys(wa).length > 50);
+    for (const n of Object.keys(wb)) assert.deepEqual(wa[n].data, wb[n].data, n);
+    loaded.dispose();
+
+    const resumeTwice = async () => {
+      const copy = tmpDir();
+      fs.copyFileSync(path.join(cudaDir, 'last.safetensors'), path.join(copy, 'last.safetensors'));
+      const losses: number[] = [];
+      const c = HVAE.create({ ...SMALL, seed: 99 });
+      const r = await c.fit(data, { ...opts, checkpointDir: copy, resume: true, onProgress: (e) => losses.push(e.loss) });
+      c.dispose();
+      const events = fs.readFileSync(path.join(copy, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      return { losses, r, events };
+    };
+    const x = await resumeTwice();
+    const y = await resumeTwice();
+    assert.equal(x.r.step, 5, 'steps 3-5 of the epoch ran after the resume');
+    assert.equal(x.losses.length, 3);
+    assert.deepEqual(x.losses, y.losses, 'the reseeded generator is deterministic');
+    const note = x.events.find((e) => e.event === 'resumed');
+    assert.ok(note, 'a resumed event is logged');
+    assert.equal(note!.rngReseeded, true);
+    assert.equal(note!.rngDevice, 'cuda');
+    assert.equal(note!.device, 'cpu');
+    assert.equal(note!.seed, 7 + 2);
   });
 });

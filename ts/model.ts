@@ -228,6 +228,23 @@ export function validateDevice(device: unknown): Device {
   return device as Device;
 }
 
+/** The kind of a device: `'cpu'` or `'cuda'` (any index). */
+export function deviceKind(device: Device): 'cpu' | 'cuda' {
+  return device.startsWith('cuda') ? 'cuda' : 'cpu';
+}
+
+/**
+ * Whether a checkpoint's RNG state (`rng.state`, `bytes` long, with the checkpoint's metadata) can be restored on
+ * `model`'s device: it must come from a generator of the same kind (metadata `rngDevice`; files written before it
+ * was recorded are from the CPU) and have the length of this model's generator state. Training resumed across
+ * devices (CPU to CUDA, say) restores weights, optimizer and data order exactly, and reseeds the generator.
+ */
+export function rngStateFits(metadata: Record<string, string>, bytes: number, model: HVAE): boolean {
+  const saved = metadata.rngDevice === 'cuda' ? 'cuda' : 'cpu';
+  if (saved !== deviceKind(model.device)) return false;
+  return model.nativeModel().getRngState().length === bytes;
+}
+
 /**
  * A hierarchical VAE (ALGORITHM.md §2) for likelihood-ratio OOD detection.
  *
@@ -243,6 +260,7 @@ export class HVAE {
   /** The device the model lives on. */
   readonly device: Device;
   private native: NativeModel | null;
+  private rngRestored = false;
 
   private constructor(config: HVAEConfig, device: Device, native: NativeModel) {
     this.config = config;
@@ -330,7 +348,10 @@ export class HVAE {
       }
       const rng = native.getRngState();
       tensors.set('rng.state', { shape: [rng.length], data: rng });
-      options = { ...options, metadata: { ...options.metadata, optimizerSteps: JSON.stringify(steps) } };
+      options = {
+        ...options,
+        metadata: { ...options.metadata, optimizerSteps: JSON.stringify(steps), rngDevice: deviceKind(this.device) },
+      };
     }
     const metadata: Record<string, string> = {
       ...options.metadata,
@@ -360,9 +381,20 @@ export class HVAE {
       try { native.setOptimizerState(opt); } catch (e) { throw fromNative(e); }
     }
     const rng = tensors.get('rng.state');
-    if (rng) {
+    // A generator's state only fits a generator of the same kind (a CPU one is 5,056 bytes, a CUDA one a seed and
+    // an offset): across devices it is left out, and the model keeps its seeded generator (see rngStateFits).
+    if (rng && rngStateFits(metadata, rng.data.length, this)) {
       try { native.setRngState(rng.data as Uint8Array); } catch (e) { throw fromNative(e); }
+      this.rngRestored = true;
     }
+  }
+
+  /**
+   * Whether {@link HVAE.load} restored the checkpoint's RNG state: false for files without training state and for
+   * one saved on another kind of device (its generator state does not fit this one's; see {@link rngStateFits}).
+   */
+  get rngStateRestored(): boolean {
+    return this.rngRestored;
   }
 
   /** The number of parameters. */

@@ -115,6 +115,10 @@ export interface NativeAddon {
   cpuCache(): CpuCacheStats;
   _throw(kind: string): Promise<void>;
   _spin(ms: number): Promise<void>;
+  /** Test hook: run CPU jobs on one dedicated thread, as CUDA jobs always are; returns the previous setting. */
+  _setCpuDedicatedThread(on: boolean): boolean;
+  /** Test hook: Adam's update as multi-tensor ops ('foreach', the default) or a per-tensor loop; returns the previous one. */
+  _setAdamImpl(impl?: 'foreach' | 'per-tensor'): 'foreach' | 'per-tensor';
 }
 
 /** The package root (the directory holding package.json). */

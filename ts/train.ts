@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HVAEError, optionError } from './errors.js';
 import { loadNative } from './native.js';
-import type { HVAE, InputTransform } from './model.js';
+import { deviceKind, type HVAE, type InputTransform } from './model.js';
 import { batches, Dataset, splitTrainValidation } from './data/stream.js';
 import { klWarmup, freeNatsSchedule } from './schedules.js';
 import { writeImageGrid } from './images.js';
@@ -256,6 +256,7 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
   // ---- resume ----
   const state: TrainState = { epoch: 0, stepInEpoch: 0, step: 0, bestValidationElbo: null, bestEpoch: null, skippedBatches: 0 };
   let resumeFile: string | undefined;
+  let resumeNote: Record<string, unknown> | undefined;
   if (options.resume) {
     resumeFile = typeof options.resume === 'string' ? options.resume : dir ? path.join(dir, 'last.safetensors') : undefined;
     if (!resumeFile) optionError('resume: true needs checkpointDir');
@@ -269,9 +270,17 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
     const native = model.nativeModel();
     const src = loaded.nativeModel();
     native.setOptimizerState(src.getOptimizerState());
-    native.setRngState(src.getRngState());
-    loaded.dispose();
     Object.assign(state, JSON.parse(meta.trainState) as TrainState);
+    if (loaded.rngStateRestored) {
+      native.setRngState(src.getRngState());
+    } else {
+      // Saved on another kind of device (CPU state, CUDA model, say): the generator cannot take that state, so it
+      // is reseeded from the run's seed and step. Weights, Adam moments and the data order (seeded by epoch)
+      // resume exactly; the binarisation and posterior draws from here on differ from an uninterrupted run.
+      model.seed(o.seed + state.step);
+      resumeNote = { rngReseeded: true, rngDevice: meta.rngDevice ?? 'cpu', device: deviceKind(model.device), seed: o.seed + state.step };
+    }
+    loaded.dispose();
   } else if (options.resume && typeof options.resume === 'string') {
     throw new HVAEError('ERR_HVAE_IO', `resume: ${resumeFile} does not exist`);
   } else {
@@ -299,6 +308,7 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
   const log = (record: object): void => {
     if (metricsFile) fs.appendFileSync(metricsFile, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
   };
+  if (resumeNote) log({ event: 'resumed', ...resumeNote });
   const files: FitResult['files'] = {};
   const save = (name: 'best' | 'last'): string | undefined => {
     if (!dir) return undefined;
