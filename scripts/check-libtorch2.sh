@@ -204,11 +204,14 @@ else
     echo "libtorch2 [cuda]: could not unpack $wheel"; failed=$((failed + 1))
   elif ! build cuda "$dir"; then
     failed=$((failed + 1))
-  elif ! ldd build/Release/hvae_native.node | grep -q 'libtorch_cuda.so'; then
+  elif needed=$(readelf -d build/Release/hvae_native.node 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ') &&
+       [ "${needed#*libtorch_cuda.so}" = "$needed" ]; then
+    # The NEEDED entries are read into a string first: `ldd ... | grep -q` under pipefail failed at random (grep's early
+    # exit can kill ldd with SIGPIPE), failing this check for an addon that was linked (stop 15).
     echo "libtorch2 [cuda]: the addon is not linked to libtorch_cuda.so (the CUDA backend would never register)"
     failed=$((failed + 1))
   else
-    echo "libtorch2 [cuda]: linked to $(ldd build/Release/hvae_native.node | grep -o 'libtorch_cuda.so => [^ ]*')"
+    echo "libtorch2 [cuda]: linked to libtorch_cuda.so (NEEDED: $needed)"
     # Not a prebuild: it cannot be loaded here to record its facts (its CUDA libraries are not installed). With
     # HVAE_TORCH_CUDA_PYTHON the leg above makes and checks the committed CUDA prebuild.
     passed=$((passed + 1))

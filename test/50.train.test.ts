@@ -292,4 +292,41 @@ describe('50 training', function () {
     assert.equal(note!.device, 'cpu');
     assert.equal(note!.seed, 7 + 2);
   });
+
+  it('SIGINT ends the step and saves, also when a second SIGINT follows at once (as `timeout -s INT` sends)', async function () {
+    this.timeout(300000);
+    const dir = tmpDir();
+    const code = `
+      const { HVAE } = require('hvae-native');
+      const { subset } = require('./lib/data/stream.js');
+      const { loadDataset } = require('./lib/data/datasets.js');
+      (async () => {
+        const all = await loadDataset('FashionMNIST', { split: 'train' });
+        const data = subset(all, Array.from({ length: 2000 }, (_, i) => i), 'FashionMNIST train[0:2000]');
+        const m = HVAE.create({ preset: 'fashionmnist' });
+        let told = false;
+        const r = await m.fit(data, { epochs: 5, batchSize: 100, validation: 100, imagesEvery: 0, checkpointDir: ${JSON.stringify(dir)},
+          onProgress: () => { if (!told) { told = true; process.stdout.write('started\\n'); } } });
+        process.stdout.write(JSON.stringify({ aborted: r.aborted, step: r.step }) + '\\n');
+      })();
+    `;
+    const child = spawn(process.execPath, ['-e', code], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    await new Promise<void>((resolve) => { const t = setInterval(() => { if (out.includes('started')) { clearInterval(t); resolve(); } }, 20); });
+    // A full-size step at batch 100 takes seconds here: the second signal arrives while it (or the save) runs.
+    child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGINT');
+    const [exitCode, signal] = await new Promise<[number | null, string | null]>((r) => child.once('exit', (c, sg) => r([c, sg])));
+    assert.equal(signal, null, 'not killed by the second SIGINT');
+    assert.equal(exitCode, 0);
+    const result = JSON.parse(out.trim().split('\n').pop()!) as { aborted: boolean; step: number };
+    assert.equal(result.aborted, true);
+    assert.ok(result.step >= 1 && result.step < 95, `stopped at step ${result.step}`);
+    const events = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; step?: number });
+    assert.equal(events[events.length - 1].event, 'aborted');
+    const saved = HVAE.readMetadata(path.join(dir, 'last.safetensors'));
+    assert.equal((JSON.parse(saved.trainState) as { step: number }).step, result.step);
+  });
 });

@@ -330,8 +330,11 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
 
   // SIGINT ends the current step, saves and returns (only while this fit runs).
   const controller = new AbortController();
+  // The listener stays until fit returns: a second SIGINT while the step finishes and the state is saved is absorbed
+  // (with `once`, it would meet Node's default action and end the process unsaved; `timeout -s INT` sends two, one
+  // to the process and one to its group).
   const onSigint = (): void => controller.abort(new Error('SIGINT'));
-  process.once('SIGINT', onSigint);
+  process.on('SIGINT', onSigint);
   const userSignal = options.signal;
   const onUserAbort = (): void => controller.abort(userSignal?.reason);
   userSignal?.addEventListener('abort', onUserAbort, { once: true });

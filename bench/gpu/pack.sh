@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prepares what the GPU machine lacks, on this (CPU) machine, under .gpu-carry/ (ignored by git; pass it in `carry`):
-# a compressed Node.js binary, the runtime node_modules, the compiled TypeScript and tests, and the part of ../shared
-# the GPU checks read (the grey fixtures for test/13.cuda and bench/run.js, MNIST test for the end-to-end benchmark):
-# ../shared lies beside the checkout and does not travel. Then it prints what would travel against the tool's 64 MiB.
+# a compressed Node.js binary (the H100 machine has none), the runtime node_modules, the compiled TypeScript and
+# tests, the part of ../shared the GPU checks read (the grey fixtures for test/13.cuda and bench/run.js, MNIST test for
+# the end-to-end benchmark: ../shared lies beside the checkout and does not travel) and FashionMNIST test (bench/run.js
+# scores real images; the machine has no Debian datasets). Then it prints what would travel against the 64 MiB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SHARED=${HVAE_SHARED:-$(cd .. && pwd)/shared}
@@ -13,12 +14,18 @@ node_bin=$(command -v node)
 xz -T2 -6 -c "$node_bin" > .gpu-carry/node.xz
 tar -cJf .gpu-carry/node_modules.tar.xz --exclude='node_modules/typescript' --exclude='node_modules/.cache' node_modules
 tar -cJf .gpu-carry/built.tar.xz lib .test-build
-tar -cJf .gpu-carry/shared.tar.xz -C "$SHARED" fixtures/grey/weights.safetensors fixtures/grey/inputs.safetensors \
-  fixtures/grey/noise.safetensors fixtures/grey/outputs.safetensors fixtures/grey/outputs.json data/mnist/t10k-images-idx3-ubyte.gz
-# Build tools, in case the GPU machine has PyTorch but no cmake/ninja (a pip-installed PyTorch brings neither):
-# cmake and ninja from their pip wheels (self-contained binaries), about 7 MiB compressed. run.sh uses them only
-# when the machine has none. HVAE_GPU_TOOLS=0 leaves them out.
-if [ "${HVAE_GPU_TOOLS:-1}" != 0 ]; then
+FASHION=${HVAE_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
+staging=$(mktemp -d)
+mkdir -p "$staging/datasets/fashion-mnist"
+cp "$FASHION"/t10k-images-idx3-ubyte.gz "$FASHION"/t10k-labels-idx1-ubyte.gz "$staging/datasets/fashion-mnist/"
+(cd "$SHARED" && tar -cf - fixtures/grey/weights.safetensors fixtures/grey/inputs.safetensors fixtures/grey/noise.safetensors \
+  fixtures/grey/outputs.safetensors fixtures/grey/outputs.json data/mnist/t10k-images-idx3-ubyte.gz) | tar -xf - -C "$staging"
+tar -cJf .gpu-carry/shared.tar.xz -C "$staging" .
+rm -rf "$staging"
+# Build tools: the H100 machine of stop 15 had cmake 4.4.3, ninja and g++ 13.3 (bench/GPU.md), so they are no longer
+# carried by default; HVAE_GPU_TOOLS=1 adds cmake and ninja from their pip wheels (about 7 MiB compressed), which
+# run.sh would put on PATH after the machine's own.
+if [ "${HVAE_GPU_TOOLS:-0}" != 0 ]; then
   tools=$(mktemp -d)
   if pip download --quiet --no-deps --only-binary=:all: -d "$tools" cmake ninja >/dev/null 2>&1; then
     mkdir -p "$tools/x" "$tools/t/bin"
