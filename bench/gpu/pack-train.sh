@@ -12,9 +12,6 @@ cd "$(dirname "$0")/../.."
 FASHION=${HVAE_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
 rm -rf .gpu-train && mkdir -p .gpu-train
 cp "$FASHION"/train-images-idx3-ubyte.gz "$FASHION"/train-labels-idx1-ubyte.gz .gpu-train/
-exclude=$(git rev-parse --git-path info/exclude)
-mkdir -p "$(dirname "$exclude")"
-grep -qx '/.gpu-train/' "$exclude" 2>/dev/null || echo '/.gpu-train/' >> "$exclude"
 du -sh .gpu-train/* models/training/last.safetensors
 tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
 carry=$(du -cb .gpu-train/* | tail -1 | cut -f1)
