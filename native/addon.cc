@@ -71,6 +71,18 @@ FreeNatsMode parseFreeNats(const std::string& name) {
   fail("ERR_HVAE_OPTION", "unknown freeNatsMode '" + name + "'");
 }
 
+// The `precision` option of scoring and training steps ('float32' or 'bfloat16', see PrecisionScope).
+at::ScalarType parsePrecision(const Napi::Object& o, const torch::Device& device) {
+  const std::string name = getString(o, "precision", "float32");
+  check(name == "float32" || name == "bfloat16", "ERR_HVAE_OPTION",
+        "precision must be 'float32' or 'bfloat16', got '" + name + "'");
+  const at::ScalarType precision = name == "bfloat16" ? at::kBFloat16 : at::kFloat;
+  check(precision == at::kFloat || nativeBFloat16(device), "ERR_HVAE_DEVICE",
+        "precision 'bfloat16' needs CUDA or a CPU with AVX-512 BF16 or AMX (this CPU has neither, and LibTorch's "
+        "fallback would be far slower than float32); use precision 'float32'");
+  return precision;
+}
+
 void checkImages(const InputView& v, const ModelConfig& cfg, const char* what) {
   check(v.shape.size() == 4, "ERR_HVAE_SHAPE", std::string(what) + " must be [n, c, h, w]");
   check(v.shape[1] == cfg.inputShape[0] && v.shape[2] == cfg.inputShape[1] && v.shape[3] == cfg.inputShape[2],
@@ -349,13 +361,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       req.returnElboSamples = getBool(o, "returnElboSamples", false);
       check(req.samples >= 1 && req.samplesAboveK >= 1, "ERR_HVAE_OPTION", "importance samples must be >= 1");
       check(req.chunkRows >= 1, "ERR_HVAE_OPTION", "chunkRows must be >= 1");
-      const std::string precisionName = getString(o, "precision", "float32");
-      check(precisionName == "float32" || precisionName == "bfloat16", "ERR_HVAE_OPTION",
-            "precision must be 'float32' or 'bfloat16', got '" + precisionName + "'");
-      const at::ScalarType precision = precisionName == "bfloat16" ? at::kBFloat16 : at::kFloat;
-      check(precision == at::kFloat || nativeBFloat16(st->device), "ERR_HVAE_DEVICE",
-            "precision 'bfloat16' needs CUDA or a CPU with AVX-512 BF16 or AMX (this CPU has neither, and LibTorch's "
-            "fallback would be far slower than float32); use precision 'float32'");
+      const at::ScalarType precision = parsePrecision(o, st->device);
       auto noise = readNoise(o, job->keep);
       job->run = [st, in, req, noise, result, precision]() mutable {
         std::lock_guard<std::mutex> lock(st->mutex);
@@ -413,6 +419,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       opt.step = getBool(o, "step", true);
       opt.collectGrads = getBool(o, "collectGrads", false);
       opt.skipNonFinite = getBool(o, "skipNonFinite", false);
+      opt.precision = parsePrecision(o, st->device);
       auto noise = readNoise(o, job->keep);
       job->run = [st, in, opt, noise, result]() mutable {
         std::lock_guard<std::mutex> lock(st->mutex);

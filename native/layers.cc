@@ -262,17 +262,24 @@ Tensor WNLayerImpl::forward(const Tensor& x, bool keepLow) {
       folded_ = true;
     }
   }
-  // Reduced precision (PrecisionScope): inference only, weights cast once, output back to float32.
+  // Reduced precision (PrecisionScope), output back to float32 unless keepLow. At inference the weights are cast
+  // once and cached; in training the float32 weights are cast on every forward (the cast is part of the graph, so
+  // their gradients and Adam's update stay float32: mixed precision with float32 master weights).
   const at::ScalarType precision = PrecisionScope::current();
-  const bool low = useFold && precision != at::kFloat;
+  const bool low = precision != at::kFloat;
   Tensor in = x;
   if (low) {
-    if (!foldedWLow_.defined() || foldedWLow_.scalar_type() != precision) {
-      foldedWLow_ = w.to(precision);
-      foldedBLow_ = b.to(precision);
+    if (!useFold) {
+      w = w.to(precision);
+      b = b.to(precision);
+    } else {
+      if (!foldedWLow_.defined() || foldedWLow_.scalar_type() != precision) {
+        foldedWLow_ = w.to(precision);
+        foldedBLow_ = b.to(precision);
+      }
+      w = foldedWLow_;
+      b = foldedBLow_;
     }
-    w = foldedWLow_;
-    b = foldedBLow_;
     if (x.scalar_type() != precision) in = x.to(precision);
   }
   Tensor y;

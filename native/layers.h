@@ -52,7 +52,9 @@ bool cpuLinearAsConv();
 // bfloat16 once and cached, each layer's input is cast to bfloat16 and its output back to float32 (except inside a
 // residual block, where conv1 -> ReLU -> conv2 stays bfloat16: `keepLow`), so everything between the blocks
 // (block outputs, residual sums, the heads' outputs, the likelihoods, KL terms, log-mean-exp) stays float32.
-// Training (grad mode on) ignores it. Its effect on the scores and AUROCs is measured in bench/RESULTS.md.
+// In training (grad mode on) the float32 weights are cast on every forward instead (mixed precision: gradients,
+// Adam moments and weights stay float32). Its effect on the scores, AUROCs and training is measured in
+// bench/RESULTS.md.
 class PrecisionScope {
  public:
   explicit PrecisionScope(at::ScalarType type);

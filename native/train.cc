@@ -125,7 +125,10 @@ TrainStepResult trainStep(HVAEImpl& m, Adam& adam, const Tensor& x, const TrainS
   opt.generator = generator;
   opt.keepElementwiseKL = true;
   opt.noise = o.noise;
-  GroupResult g = runGroups(m, x, {elbo}, opt)[0];
+  GroupResult g = [&] {
+    PrecisionScope precisionScope(o.precision);
+    return runGroups(m, x, {elbo}, opt)[0];
+  }();
   Tensor penalty = freeNatsPenalty(g.klElem, o.freeNats, o.freeNatsMode);
   r.loss = -g.logLikelihood + o.beta * penalty;
   r.logLikelihood = g.logLikelihood.detach();

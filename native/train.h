@@ -49,6 +49,10 @@ struct TrainStepOptions {
   bool step = true;           // take the optimizer step (false: forward/backward only)
   bool collectGrads = false;  // return every parameter's gradient (tests)
   bool skipNonFinite = false; // on a non-finite loss: skip the batch instead of failing
+  // The layers' arithmetic in the forward pass and its backward (PrecisionScope): float32 is ALGORITHM.md's; with
+  // bfloat16 the convolutions and dense layers run in bfloat16 on float32 master weights (opt-in, measured in
+  // bench/RESULTS.md). The data-dependent initialisation is always float32.
+  at::ScalarType precision = at::kFloat;
   std::vector<Tensor> noise;  // test seam, as EngineOptions::noise
 };
 

@@ -46,6 +46,7 @@ describe('50 training', function () {
       [{ learningRate: 1e-3 }, /unknown fit option 'learningRate'/],
       [{ freeNatsMode: 'kingma' }, /freeNatsMode/],
       [{ binarization: 'sometimes' }, /binarization/],
+      [{ precision: 'float16' }, /precision must be 'float32' or 'bfloat16'/],
       [{ betas: [0.9] }, /betas/],
     ] as [object, RegExp][]) {
       it(`rejects ${JSON.stringify(opts)}`, async function () {

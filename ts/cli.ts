@@ -20,7 +20,8 @@ Commands:
   train      Train an HVAE
                --data NAME[:split]|PATH  --preset fashionmnist|cifar10  --out DIR  --epochs N  --batch-size B
                --resume  --validation N  --warmup-epochs N  --free-nats X  --seed N  --max-steps N
-               --images-every N  --device cpu|cuda[:N]  --channels C
+               --images-every N  --device cpu|cuda[:N]  --channels C  --skip-connections reference|paper
+               --binarization dynamic|static  --free-nats-mode reference|layer-total|paper-era
   score      Score images: one line per image with every score and the detector's decision
                --model FILE  --input NAME[:split]|FOLDER|ARCHIVE|FILE  --out scores.jsonl|scores.csv
                --k 0,1,2  --importance-samples S  --batch-size B  --limit N
@@ -31,7 +32,8 @@ Commands:
   versions   Print package, LibTorch and CUDA versions
 
 Common: --threads N (CPU threads; default all cores)  --device cpu|cuda[:N]  --seed N
-        --precision float32|bfloat16 (main, score, evaluate: bfloat16 layers, faster, slightly different scores)
+        --precision float32|bfloat16 (main, score, evaluate: bfloat16 layers, faster, slightly different scores;
+                                      train: bfloat16 layers on float32 weights, gradients and Adam)
 Data root: --root DIR or HVAE_DATA (FashionMNIST is also found at /usr/share/datasets/fashion-mnist).`;
 
 type Flags = Record<string, string | boolean | undefined>;
@@ -161,6 +163,7 @@ async function cmdTrain(flags: Flags): Promise<void> {
     seed: num(flags, 'seed', 0), maxSteps: num(flags, 'max-steps'), imagesEvery: num(flags, 'images-every', 10),
     ...(str(flags, 'binarization') ? { binarization: str(flags, 'binarization') as 'dynamic' | 'static' } : {}),
     ...(str(flags, 'free-nats-mode') ? { freeNatsMode: str(flags, 'free-nats-mode') as 'reference' } : {}),
+    precision: str(flags, 'precision', 'float32') as 'float32' | 'bfloat16',
     onProgress: (e) => bar?.update(e.stepInEpoch, `loss ${e.loss.toFixed(1)} elbo ${e.elbo.toFixed(1)} beta ${e.beta.toFixed(3)}`, e.stepsPerEpoch, `epoch ${e.epoch}/${e.epochs}`),
     onEpoch: (e) => {
       bar?.done();

@@ -165,6 +165,14 @@ export interface TrainStepOptions {
   skipNonFinite?: boolean;
   /** Input transform. Default `'auto'`. */
   transform?: InputTransform;
+  /**
+   * Arithmetic of the convolutions and dense layers in the forward pass and its backward. `'float32'` (default)
+   * is the contract's. `'bfloat16'` is mixed precision: the layers compute in bfloat16 from float32 master weights
+   * (cast on every step), and the likelihood, KL, loss, gradients and Adam stay float32; faster on a CPU with
+   * AVX-512 BF16 or AMX and on CUDA (`ERR_HVAE_DEVICE` elsewhere). Its effect on training is measured in
+   * bench/RESULTS.md.
+   */
+  precision?: 'float32' | 'bfloat16';
   /** Test seam, as ScoreOptions._noise. */
   _noise?: (NativeTensor | null)[];
 }

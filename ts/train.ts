@@ -44,6 +44,12 @@ export interface FitOptions {
   /** Input transform (default `'auto'`: binarize for Bernoulli, dequantize for DLM). */
   transform?: InputTransform;
   /**
+   * Arithmetic of the training steps (see {@link TrainStepOptions.precision}): `'float32'` (default, the
+   * contract's) or `'bfloat16'` mixed precision (float32 weights, gradients, Adam and loss; bfloat16 layers).
+   * Validation and monitoring always score in float32. Recorded in every epoch event and in the checkpoints.
+   */
+  precision?: 'float32' | 'bfloat16';
+  /**
    * Validation data for checkpoint selection: a number of images held out of `train` by seeded random split
    * (default 5000), a separate dataset, or `false` for none. The test split is never used.
    */
@@ -113,6 +119,8 @@ export interface EpochEvent {
   freeNats: number;
   seconds: number;
   imagesPerSecond: number;
+  /** Arithmetic of this epoch's training steps ({@link FitOptions.precision}). */
+  precision: 'float32' | 'bfloat16';
   validationElbo?: number;
   validationBitsPerDim?: number;
   best: boolean;
@@ -139,7 +147,7 @@ export interface FitResult {
 }
 
 const KEYS = new Set(['epochs', 'batchSize', 'lr', 'betas', 'warmupEpochs', 'freeNats', 'freeNatsConstantEpochs',
-  'freeNatsCooldownEpochs', 'freeNatsMode', 'binarization', 'transform', 'validation', 'splitSeed', 'validateEvery',
+  'freeNatsCooldownEpochs', 'freeNatsMode', 'binarization', 'transform', 'precision', 'validation', 'splitSeed', 'validateEvery',
   'validationLimit', 'monitor', 'monitorEvery', 'monitorLimit', 'seed', 'checkpointDir', 'saveEvery', 'resume',
   'imagesEvery', 'maxStepsPerEpoch', 'maxSteps', 'skipNonFinite', 'signal', 'onProgress', 'onEpoch']);
 
@@ -161,7 +169,7 @@ function numOpt(o: FitOptions, key: keyof FitOptions, def: number, min: number, 
 export interface ResolvedFitOptions {
   epochs: number; batchSize: number; lr: number; betas: [number, number]; warmupEpochs: number; freeNats: number;
   freeNatsConstantEpochs: number; freeNatsCooldownEpochs: number; freeNatsMode: 'reference' | 'layer-total' | 'paper-era';
-  binarization: 'dynamic' | 'static'; transform: InputTransform; validationCount: number | null; splitSeed: number;
+  binarization: 'dynamic' | 'static'; transform: InputTransform; precision: 'float32' | 'bfloat16'; validationCount: number | null; splitSeed: number;
   validateEvery: number; validationLimit: number | null; monitorEvery: number; monitorLimit: number; seed: number;
   saveEvery: number; imagesEvery: number; maxStepsPerEpoch: number | null; maxSteps: number | null; skipNonFinite: boolean;
 }
@@ -178,6 +186,8 @@ export function resolveFitOptions(o: FitOptions): ResolvedFitOptions {
   if (!['reference', 'layer-total', 'paper-era'].includes(mode)) optionError(`freeNatsMode must be 'reference', 'layer-total' or 'paper-era'`);
   const bin = o.binarization ?? 'dynamic';
   if (bin !== 'dynamic' && bin !== 'static') optionError(`binarization must be 'dynamic' or 'static'`);
+  const precision = o.precision ?? 'float32';
+  if (precision !== 'float32' && precision !== 'bfloat16') optionError(`precision must be 'float32' or 'bfloat16', got ${JSON.stringify(precision)}`);
   const v = o.validation ?? 5000;
   let validationCount: number | null = null;
   if (typeof v === 'number') {
@@ -199,6 +209,7 @@ export function resolveFitOptions(o: FitOptions): ResolvedFitOptions {
     freeNatsMode: mode,
     binarization: bin,
     transform: o.transform ?? 'auto',
+    precision,
     validationCount,
     splitSeed: intOpt(o, 'splitSeed', 0, 0),
     validateEvery: intOpt(o, 'validateEvery', 1, 1),
@@ -238,6 +249,9 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
   const o = resolveFitOptions(options);
   const dir = options.checkpointDir ? path.resolve(options.checkpointDir) : undefined;
   if (!train || typeof train.read !== 'function') optionError('fit(train): train must be a Dataset');
+  if (o.precision === 'bfloat16' && !model.supportsBFloat16) {
+    throw new HVAEError('ERR_HVAE_DEVICE', "precision 'bfloat16' needs CUDA or a CPU with AVX-512 BF16 or AMX (this CPU has neither); use precision 'float32'");
+  }
   const [c, h, w] = model.config.inputShape;
   if (train.shape[0] !== c || train.shape[1] !== h || train.shape[2] !== w) {
     throw new HVAEError('ERR_HVAE_SHAPE', `${train.name} has ${train.shape.join('x')} images but the model expects ${c}x${h}x${w}`);
@@ -375,7 +389,7 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
         try {
           r = await model.trainStep(images, {
             beta, freeNats: lambda, freeNatsMode: o.freeNatsMode, lr: o.lr, beta1: o.betas[0], beta2: o.betas[1],
-            transform, skipNonFinite: o.skipNonFinite,
+            transform, skipNonFinite: o.skipNonFinite, precision: o.precision,
           });
         } catch (e) {
           if (e instanceof HVAEError && e.code === 'ERR_HVAE_NONFINITE_LOSS') {
@@ -424,7 +438,7 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
       const ev: EpochEvent = {
         type: 'epoch', epoch, step: state.step, loss: sumLoss / Math.max(seen, 1), elbo: sumElbo / Math.max(seen, 1),
         kl: sumKl.map((k) => k / Math.max(seen, 1)), beta, freeNats: lambda, seconds,
-        imagesPerSecond: seen / Math.max(seconds, 1e-9), best: false, skippedBatches: state.skippedBatches,
+        imagesPerSecond: seen / Math.max(seconds, 1e-9), precision: o.precision, best: false, skippedBatches: state.skippedBatches,
       };
       if (validation && (epoch % o.validateEvery === 0 || epoch === o.epochs)) {
         const v = await evaluateElbo(model, validation, o.validationLimit ?? validation.length, o.transform);
