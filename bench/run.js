@@ -27,7 +27,7 @@ const device = opt('device', 'cpu');
 const threads = Number(opt('threads', device === 'cpu' ? String(os.cpus().length) : '4'));
 const only = new Set((opt('only', 'a,b,c,d')).split(','));
 const quick = flag('quick');
-// Also time precision 'bfloat16' scoring where the device runs it natively (CUDA, or a CPU with AVX-512 BF16 / AMX).
+// Also time precision 'bfloat16' scoring and training where the device runs it natively (CUDA, or a CPU with AVX-512 BF16 / AMX).
 const withBf16 = !flag('no-bf16');
 const REPEATS = Math.max(5, Number(opt('repeats', '5')));
 const PY = process.env.HVAE_PYTHON || '/usr/bin/python3';
@@ -147,6 +147,9 @@ async function training(preset, batch, rows) {
   const images = await batchFor(preset, batch);
   // A tiny learning rate keeps the weights (and so the work) the same from step to step.
   const ours = await bench(`hvae-native train ${preset}`, () => model.trainStep(images, { lr: 1e-12, beta: 1, freeNats: 2 }));
+  const bf16 = withBf16 && model.supportsBFloat16
+    ? await bench(`hvae-native train ${preset} bfloat16`, () => model.trainStep(images, { lr: 1e-12, beta: 1, freeNats: 2, precision: 'bfloat16' }))
+    : undefined;
   model.dispose();
   const common = ['--preset', preset, '--task', 'train', '--batch', String(batch), '--weights', weights, '--repeats', String(REPEATS), '--warmup', '1'];
   const official = py([...common, '--flavour', 'official']);
@@ -161,6 +164,18 @@ async function training(preset, batch, rows) {
   r.vsOptimized = r.oursImagesPerS / r.optimizedImagesPerS;
   rows.push(r);
   log(JSON.stringify(r));
+  if (bf16) {
+    // Mixed precision: ours against the float32 official recipe and against the optimised reference under autocast.
+    const optimizedBf16 = py([...common, '--flavour', 'optimized', '--precision', 'bfloat16']);
+    const rb = {
+      task: r.task, preset, batch, precision: 'bfloat16',
+      oursImagesPerS: batch / bf16.median, officialImagesPerS: official.images_per_s_median, optimizedImagesPerS: optimizedBf16.images_per_s_median,
+    };
+    rb.vsOfficial = rb.oursImagesPerS / rb.officialImagesPerS;
+    rb.vsOptimized = rb.oursImagesPerS / rb.optimizedImagesPerS;
+    rows.push(rb);
+    log(JSON.stringify(rb));
+  }
 }
 
 async function endToEnd(rows) {
@@ -215,7 +230,8 @@ function markdown(res) {
     'probe is a 64-channel 5x5 convolution, so the cifar10 preset\'s wider layers and the training step\'s large',
     'backward GEMMs can run above it (over 100%). (c) includes reading and decoding the IDX.gz file and writing one JSON',
     'line per image; the reference side is the optimised flavour in the same pipeline (bench/reference/bench_extra.py).',
-    'Rows marked bfloat16 use `precision: \'bfloat16\'` (layers in bfloat16, float32 between them); "vs official" is',
+    'Rows marked bfloat16 use `precision: \'bfloat16\'` (layers in bfloat16, float32 between them; in training on float32',
+    'weights, gradients and Adam); "vs official" is',
     'against the float32 official recipe, "vs optimised" against the optimised reference under torch.autocast(bfloat16).',
     'What bfloat16 changes in the scores and AUROCs: `node bench/precision.js` (bench/precision-cpu.json).');
   return lines.join('\n');

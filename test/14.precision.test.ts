@@ -6,22 +6,11 @@
  */
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { HVAE, versions, setCudnn, readSafetensors } from 'hvae-native';
-import { FIXTURES, greyFixtureBatch as fixtureBatch } from './setup.js';
+import { HVAE, versions, setCudnn } from 'hvae-native';
+import { FIXTURES, greyFixtureBatch as fixtureBatch, greyTrainBatch as trainFixture, compareGradients } from './setup.js';
 import { loadDataset } from '../lib/data/datasets.js';
 import { subset } from '../lib/data/stream.js';
 import type { EpochEvent } from '../lib/train.js';
-
-/** The grey fixture's training batch and its posterior noise (as test 20's training-step parity). */
-function trainFixture() {
-  const t = (f: string) => readSafetensors(path.join(FIXTURES, 'grey', f)).tensors;
-  const x = t('inputs.safetensors').get('x_train')!;
-  const n = t('noise.safetensors');
-  return {
-    batch: { data: x.data as Float32Array, shape: x.shape as [number, number, number, number] },
-    noise: ['eps.train.z1', 'eps.train.z2', 'eps.train.z3'].map((k) => ({ data: n.get(k)!.data as Float32Array, shape: n.get(k)!.shape })),
-  };
-}
 
 describe('14 precision', function () {
   this.timeout(120000);
@@ -106,22 +95,8 @@ describe('14 precision', function () {
         }
         // Gradients: per parameter (147 tensors) the direction (cosine) and the norm; all of them together as one
         // vector. Measured on an AVX-512 BF16 EPYC: worst cosine 0.960, worst norm 4.9%.
-        let dotAll = 0, aAll = 0, bAll = 0, worstCos = 1, worstNorm = 0, count = 0;
-        for (const [name, g] of Object.entries(a.grads!)) {
-          const h = b.grads![name];
-          assert.ok(h, `no bfloat16 gradient for ${name}`);
-          let dot = 0, na = 0, nb = 0;
-          for (let i = 0; i < g.data.length; i++) { dot += g.data[i] * h.data[i]; na += g.data[i] ** 2; nb += h.data[i] ** 2; }
-          const cos = dot / Math.sqrt(na * nb);
-          const norm = Math.abs(Math.sqrt(nb) - Math.sqrt(na)) / Math.sqrt(na);
-          assert.ok(cos >= 0.9 && norm <= 0.1, `${name}: cosine ${cos}, norm ${Math.sqrt(nb)} vs ${Math.sqrt(na)}`);
-          worstCos = Math.min(worstCos, cos);
-          worstNorm = Math.max(worstNorm, norm);
-          dotAll += dot; aAll += na; bAll += nb; count++;
-        }
+        const { cosAll, worstCos, worstNorm, count } = compareGradients(a.grads!, b.grads!, { cosine: 0.9, norm: 0.1, cosineAll: 0.999 });
         assert.equal(count, 147);
-        const cosAll = dotAll / Math.sqrt(aAll * bAll);
-        assert.ok(cosAll >= 0.999, `whole-gradient cosine ${cosAll}`);
         // The Adam step updates the float32 master weights.
         const name = 'stages.0.q_deterministic.layers.0.conv1.conv.weight_v';
         const w0 = m.getState()[name].data;

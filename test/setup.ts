@@ -1,6 +1,7 @@
 /**
  * Mocha root setup: shared paths and a per-run temporary directory. Loaded via .mocharc.json `require`.
  */
+import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -37,6 +38,48 @@ export function greyFixtureBatch(): {
   };
   const noise = [cat('eps.elbo.z1'), cat('eps.elbo.z2', 'eps.k1.z2'), cat('eps.elbo.z3', 'eps.k1.z3', 'eps.k2.z3')];
   return { batch: { data: x.data as Float32Array, shape: x.shape as [number, number, number, number] }, noise };
+}
+
+/** The grey fixture's training batch and its posterior noise (`eps.train.*`, as test 20's training-step parity). */
+export function greyTrainBatch(): {
+  batch: { data: Float32Array; shape: [number, number, number, number] };
+  noise: { data: Float32Array; shape: number[] }[];
+} {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { readSafetensors } = require('hvae-native') as typeof import('hvae-native');
+  const t = (f: string) => readSafetensors(path.join(FIXTURES, 'grey', f)).tensors;
+  const x = t('inputs.safetensors').get('x_train')!;
+  const n = t('noise.safetensors');
+  return {
+    batch: { data: x.data as Float32Array, shape: x.shape as [number, number, number, number] },
+    noise: ['eps.train.z1', 'eps.train.z2', 'eps.train.z3'].map((k) => ({ data: n.get(k)!.data as Float32Array, shape: n.get(k)!.shape })),
+  };
+}
+
+/**
+ * Compares two sets of gradients by name (`collectGrads`): asserts every tensor's cosine and relative norm
+ * difference, and the cosine of all of them as one vector, against the given bounds; returns the figures.
+ */
+export function compareGradients(
+  a: Record<string, { data: Float32Array }>, b: Record<string, { data: Float32Array }>,
+  bounds: { cosine: number; norm: number; cosineAll: number },
+): { cosAll: number; worstCos: number; worstNorm: number; count: number } {
+  let dotAll = 0, aAll = 0, bAll = 0, worstCos = 1, worstNorm = 0, count = 0;
+  for (const [name, g] of Object.entries(a)) {
+    const h = b[name];
+    assert.ok(h, `no gradient for ${name} in the second set`);
+    let dot = 0, na = 0, nb = 0;
+    for (let i = 0; i < g.data.length; i++) { dot += g.data[i] * h.data[i]; na += g.data[i] ** 2; nb += h.data[i] ** 2; }
+    const cos = dot / Math.sqrt(na * nb);
+    const norm = Math.abs(Math.sqrt(nb) - Math.sqrt(na)) / Math.sqrt(na);
+    assert.ok(cos >= bounds.cosine && norm <= bounds.norm, `${name}: cosine ${cos}, norm ${Math.sqrt(nb)} vs ${Math.sqrt(na)}`);
+    worstCos = Math.min(worstCos, cos);
+    worstNorm = Math.max(worstNorm, norm);
+    dotAll += dot; aAll += na; bAll += nb; count++;
+  }
+  const cosAll = dotAll / Math.sqrt(aAll * bAll);
+  assert.ok(cosAll >= bounds.cosineAll, `whole-gradient cosine ${cosAll}`);
+  return { cosAll, worstCos, worstNorm, count };
 }
 
 let tmpRoot: string | undefined;

@@ -81,8 +81,8 @@ def main() -> None:
     ap.add_argument('--blas', choices=['auto', 'system'], default='auto',
                     help='auto: re-run under OpenBLAS when one is found (dense layers only; reported as "blas")')
     ap.add_argument('--precision', choices=['float32', 'bfloat16'], default='float32',
-                    help='bfloat16: score under torch.autocast(bfloat16) (optimized flavour only): what eager PyTorch '
-                         'offers for reduced-precision inference')
+                    help='bfloat16: score or train under torch.autocast(bfloat16) (optimized flavour only): what eager '
+                         'PyTorch offers for reduced precision')
     ap.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]'")
     ap.add_argument('--tf32', action='store_true',
                     help='CUDA: allow TF32 in cuDNN convolutions and matmuls (PyTorch\'s default for cuDNN; off here, '
@@ -124,8 +124,10 @@ def main() -> None:
     x = x.to(device)
 
     extra = {}
-    if args.precision != 'float32' and (args.task != 'score' or args.flavour != 'optimized'):
-        raise SystemExit('--precision bfloat16 is for --task score --flavour optimized')
+    if args.precision != 'float32' and args.flavour != 'optimized':
+        raise SystemExit('--precision bfloat16 is for --flavour optimized')
+    autocast = args.precision == 'bfloat16'
+    extra['precision'] = args.precision
     if args.task == 'score':
         if args.flavour == 'official':
             def run():
@@ -141,9 +143,6 @@ def main() -> None:
             extra['chunk'] = max(1, min(args.batch, int(args.mem_budget_mb * 2 ** 20 //
                                                         H._row_bytes(model, len(groups)))))
 
-            autocast = args.precision == 'bfloat16'
-            extra['precision'] = args.precision
-
             def run():
                 with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
                     H.score_optimized(model, x, args.samples, ks, mem_budget_mb=args.mem_budget_mb)
@@ -152,7 +151,9 @@ def main() -> None:
         opt = H.make_optimizer(model, args.flavour, lr=args.lr)
 
         def run():
-            H.train_step(model, opt, x, args.flavour, beta=args.beta, free_nats=args.free_nats)
+            # bfloat16: mixed precision as eager PyTorch offers it (float32 weights and optimizer, autocast forward).
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+                H.train_step(model, opt, x, args.flavour, beta=args.beta, free_nats=args.free_nats)
 
     for _ in range(args.warmup):
         run()
