@@ -24,13 +24,15 @@ mkdir -p /tmp/hvae-train-data/fashion-mnist
 cp .gpu-train/*.gz /tmp/hvae-train-data/fashion-mnist/ 2>/dev/null || true
 export HVAE_DATA=/tmp/hvae-train-data
 DEVICE=${HVAE_TRAIN_DEVICE:-cuda}  # cpu: a dry run of this script on a CPU machine
+# The run's arithmetic (models/README.md records which epochs ran in which): bfloat16 mixed precision since epoch 28.
+PRECISION=${HVAE_TRAIN_PRECISION:-bfloat16}
 node -e "const v = require('./lib/index.js').versions; console.log(JSON.stringify(v)); if (!v.cuda && process.argv[1] !== 'cpu') process.exit(1)" "$DEVICE" || { echo "train.sh: the loaded addon has no CUDA"; exit 1; }
 touch /tmp/train-start
 tail -2 models/training/metrics.jsonl | cut -c1-200
-echo "== training on $DEVICE for ${SECONDS_BOX} s"
+echo "== training on $DEVICE in $PRECISION for ${SECONDS_BOX} s"
 # SIGINT: the trainer ends the current step, saves last.safetensors and exits; -k: killed 90 s later if it has not.
 timeout -s INT -k 90 "$SECONDS_BOX" node lib/cli.js train --data FashionMNIST:train --out models/training --epochs 1000 \
-  --images-every 0 --resume --device "$DEVICE"
+  --images-every 0 --resume --device "$DEVICE" --precision "$PRECISION"
 echo "train rc $?"
 tail -5 models/training/metrics.jsonl | cut -c1-300
 files="last.safetensors metrics.jsonl train.log"
