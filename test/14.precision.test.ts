@@ -7,7 +7,7 @@
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { HVAE, versions, setCudnn } from 'hvae-native';
-import { FIXTURES, greyFixtureBatch as fixtureBatch, greyTrainBatch as trainFixture, compareGradients } from './setup.js';
+import { FIXTURES, greyFixtureBatch as fixtureBatch, greyTrainBatch as trainFixture, checkBFloat16TrainStep } from './setup.js';
 import { loadDataset } from '../lib/data/datasets.js';
 import { subset } from '../lib/data/stream.js';
 import type { EpochEvent } from '../lib/train.js';
@@ -85,19 +85,12 @@ describe('14 precision', function () {
     it('a step: the loss within 1e-3 of float32, every gradient pointing the same way, float32 weights that move', async function () {
       const m = HVAE.load(file, { config: 'fashionmnist' });
       try {
-        const { batch, noise } = trainFixture();
-        const a = await m.trainStep(batch, { beta: 0.5, freeNats: 2, collectGrads: true, step: false, _noise: noise });
-        const b = await m.trainStep(batch, { beta: 0.5, freeNats: 2, collectGrads: true, step: false, _noise: noise, precision: 'bfloat16' });
-        assert.notEqual(b.lossMean, a.lossMean, 'bit-identical loss: the bfloat16 path did not run');
-        assert.ok(Math.abs(b.lossMean - a.lossMean) <= 1e-3 * Math.abs(a.lossMean), `loss ${b.lossMean} vs float32 ${a.lossMean}`);
-        for (let i = 0; i < a.loss.length; i++) {
-          assert.ok(Math.abs(b.loss[i] - a.loss[i]) <= 0.5 + 0.01 * Math.abs(a.loss[i]), `loss[${i}] ${b.loss[i]} vs ${a.loss[i]}`);
-        }
-        // Gradients: per parameter (147 tensors) the direction (cosine) and the norm; all of them together as one
-        // vector. Measured on an AVX-512 BF16 EPYC: worst cosine 0.960, worst norm 4.9%.
-        const { cosAll, worstCos, worstNorm, count } = compareGradients(a.grads!, b.grads!, { cosine: 0.9, norm: 0.1, cosineAll: 0.999 });
+        // Per parameter (147 tensors) the gradient's direction (cosine) and norm, and all of them as one vector.
+        // Measured on an AVX-512 BF16 EPYC: loss 626.811 vs 626.823, worst cosine 0.960, worst norm 4.9%.
+        const { cosAll, worstCos, worstNorm, count } = await checkBFloat16TrainStep(m);
         assert.equal(count, 147);
         // The Adam step updates the float32 master weights.
+        const { batch, noise } = trainFixture();
         const name = 'stages.0.q_deterministic.layers.0.conv1.conv.weight_v';
         const w0 = m.getState()[name].data;
         await m.trainStep(batch, { beta: 0.5, freeNats: 2, _noise: noise, precision: 'bfloat16' });

@@ -82,6 +82,24 @@ export function compareGradients(
   return { cosAll, worstCos, worstNorm, count };
 }
 
+/**
+ * One training step of `model` on the grey fixture's training batch and noise, in float32 and in bfloat16, without
+ * the Adam step: asserts that the bfloat16 path ran, the loss within 1e-3 (mean) and 1% + 0.5 nats (per example) of
+ * float32, every gradient within 0.9 cosine and 10% norm, and all gradients together within 0.999 cosine. Returns the
+ * figures for the test's title.
+ */
+export async function checkBFloat16TrainStep(model: import('hvae-native').HVAE): Promise<{ cosAll: number; worstCos: number; worstNorm: number; count: number }> {
+  const { batch, noise } = greyTrainBatch();
+  const a = await model.trainStep(batch, { beta: 0.5, freeNats: 2, collectGrads: true, step: false, _noise: noise });
+  const b = await model.trainStep(batch, { beta: 0.5, freeNats: 2, collectGrads: true, step: false, _noise: noise, precision: 'bfloat16' });
+  assert.notEqual(b.lossMean, a.lossMean, 'bit-identical loss: the bfloat16 path did not run');
+  assert.ok(Math.abs(b.lossMean - a.lossMean) <= 1e-3 * Math.abs(a.lossMean), `loss ${b.lossMean} vs float32 ${a.lossMean}`);
+  for (let i = 0; i < a.loss.length; i++) {
+    assert.ok(Math.abs(b.loss[i] - a.loss[i]) <= 0.5 + 0.01 * Math.abs(a.loss[i]), `loss[${i}] ${b.loss[i]} vs ${a.loss[i]}`);
+  }
+  return compareGradients(a.grads!, b.grads!, { cosine: 0.9, norm: 0.1, cosineAll: 0.999 });
+}
+
 let tmpRoot: string | undefined;
 /** A fresh temporary directory for one test (removed at the end of the run). */
 export function tmpDir(prefix = 'hvae-test-'): string {
