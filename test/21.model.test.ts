@@ -86,6 +86,31 @@ describe('21 model: bounds, options, generation', function () {
     paper.dispose();
   });
 
+  it("live skips with gain 0 compute the reference's bounds, and a nonzero gain changes them (bench/paper/branch.js)", async function () {
+    const x = batchOf('x_fashion', 16);
+    const refState = model.getState();
+    const paper = HVAE.create({ preset: 'fashionmnist', skipConnections: 'paper' });
+    const merged: Record<string, T> = {};
+    for (const [name, t] of Object.entries(paper.getState())) {
+      merged[name] = refState[name] ?? (/weight_v$/.test(name) ? t : { shape: t.shape, data: new Float32Array(t.data.length) });
+    }
+    paper.setState(merged);
+    const ks = [0, 1, 2];
+    model.seed(11);
+    paper.seed(11);
+    const a = await model.scores(x, { k: ks, importanceSamples: 2 });
+    const b = await paper.scores(x, { k: ks, importanceSamples: 2 });
+    assert.deepEqual(b.elbo, a.elbo);
+    for (const k of ks) assert.deepEqual(b.boundAboveK[k], a.boundAboveK[k]);
+    // A gain of 0.5 on every skip: the skips are live in scoring, so the bounds move.
+    for (const name of Object.keys(merged)) if (/aux_op\.conv\.weight_g$/.test(name)) merged[name].data.fill(0.5);
+    paper.setState(merged);
+    paper.seed(11);
+    const c = await paper.scores(x, { k: ks, importanceSamples: 2 });
+    assert.ok(maxAbsDiff(c.elbo, a.elbo) > 1e-2);
+    paper.dispose();
+  });
+
   it('generation: prior samples, reconstructions and latent reconstructions in [0, 1]', async function () {
     const x = batchOf('x_mnist', 5);
     for (const g of [await model.generate({ n: 3 }), await model.reconstruct(x), await model.reconstruct(x, 2, { posteriorMean: true }), await model.generate({ n: 2, sampleOutput: true })]) {
