@@ -54,7 +54,7 @@ async function main() {
   dst.setState(merged);
   const native = dst.nativeModel();
   native.setOptimizerState(src.nativeModel().getOptimizerState());
-  native.setRngState(src.nativeModel().getRngState());
+  const rng = src.nativeModel().getRngState(); // the run's generator, restored after the check below
 
   // The branch point must be the same function: score a fixed batch with both, same seed.
   const data = await openSource('FashionMNIST:test', { defaultSplit: 'test' });
@@ -70,8 +70,6 @@ async function main() {
   for (const k of ks) for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(a.boundAboveK[k][i] - b.boundAboveK[k][i]));
   for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(a.elbo[i] - b.elbo[i]));
   if (worst > 1e-3) throw new Error(`the branch does not compute the same bounds: worst difference ${worst} nats`);
-  // Scoring drew from both generators: put the checkpoint's RNG state back exactly.
-  const rng = HVAE.load(from).nativeModel().getRngState();
   native.setRngState(rng);
 
   fs.mkdirSync(out, { recursive: true });
