@@ -67,6 +67,26 @@ describe('60 evaluation protocol and detector', function () {
     assert.equal(json.rows.length, r.rows.length);
   });
 
+  it('the same weights and seed give the same report whatever the model drew before; another seed changes the draws', async function () {
+    // Whole small sets (no subsampling), so only the model's draws (binarisation, posterior samples) can differ.
+    const idSet = subset(fashionTest, Int32Array.from({ length: 40 }, (_, i) => i), 'F40');
+    const oodSet = subset(mnist, Int32Array.from({ length: 40 }, (_, i) => i), 'M40');
+    const opts = { k: [0, 1, 2], seed: 4, batchSize: 20 };
+    const a = await evaluateOOD(model, { id: idSet, ood: [oodSet] }, opts);
+    const b0 = await mnist.read(Array.from({ length: 16 }, (_, i) => i));
+    await model.scores(b0.images, { k: [0, 1, 2] }); // advances the model's generator
+    const b = await evaluateOOD(model, { id: idSet, ood: [oodSet] }, opts);
+    for (const set of ['F40', 'M40']) {
+      assert.deepEqual(Array.from(b.scores[set].elbo), Array.from(a.scores[set].elbo), set);
+      assert.deepEqual(Array.from(b.scores[set].llr[2]), Array.from(a.scores[set].llr[2]), set);
+    }
+    assert.deepEqual(b.rows, a.rows);
+    const c = await evaluateOOD(model, { id: idSet, ood: [oodSet] }, { ...opts, seed: 5 });
+    assert.deepEqual(Array.from(c.scores.M40.indices), Array.from(a.scores.M40.indices));
+    assert.notDeepEqual(Array.from(c.scores.M40.elbo), Array.from(a.scores.M40.elbo));
+    await assert.rejects(evaluateOOD(model, { id: idSet, ood: [oodSet] }, { ...opts, seed: -1 }), { code: 'ERR_HVAE_OPTION' });
+  });
+
   it('scoreDataset streams a random subset and keeps the dataset indices', async function () {
     const s = await scoreDataset(model, mnist, { limit: 37, k: [1], batchSize: 10, seed: 5 });
     assert.equal(s.elbo.length, 37);

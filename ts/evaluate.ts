@@ -29,7 +29,11 @@ export interface EvaluateOptions {
   batchSize?: number;
   /** At most this many images per set (a seeded random sample). Default: all. */
   limit?: number;
-  /** Seed of every random subsample. Default 0. */
+  /**
+   * Seed of every random subsample. Default 0. {@link evaluateOOD} also re-seeds the model's random stream with it
+   * (the dynamic binarisation and the posterior draws), so the same weights and seed give the same report whatever
+   * the model did before (a training checkpoint, say, restores its run's generator state).
+   */
   seed?: number;
   /** Progress: images scored so far of the total for the set being scored. */
   onProgress?: (p: { set: string; done: number; total: number }) => void;
@@ -183,6 +187,9 @@ export async function evaluateOOD(
   const ks = defaultKs(model, options.k);
   const S = options.importanceSamples ?? 1;
   const seed = options.seed ?? 0;
+  if (!Number.isInteger(seed) || seed < 0) optionError(`seed must be a non-negative integer, got ${seed}`);
+  // The model's draws come from its own generator: seed it, or the report would depend on its history.
+  model.seed(seed);
   const limit = options.limit;
   const others = [...sets.ood, ...(sets.idTrain ? [sets.idTrain] : [])];
   // The reference needs as many images as the largest comparison; its random sample's prefixes are random too.
