@@ -187,7 +187,6 @@ export async function evaluateOOD(
   const ks = defaultKs(model, options.k);
   const S = options.importanceSamples ?? 1;
   const seed = options.seed ?? 0;
-  if (!Number.isInteger(seed) || seed < 0) optionError(`seed must be a non-negative integer, got ${seed}`);
   // The model's draws come from its own generator: seed it, or the report would depend on its history.
   model.seed(seed);
   const limit = options.limit;

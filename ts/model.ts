@@ -448,8 +448,9 @@ export class HVAE {
     try { this.nativeModel().setState(state); } catch (e) { throw fromNative(e); }
   }
 
-  /** Re-seeds the model's random stream. */
+  /** Re-seeds the model's random stream (a non-negative integer, else `ERR_HVAE_OPTION`). */
   seed(seed: number): void {
+    if (!Number.isInteger(seed) || seed < 0) optionError(`seed must be a non-negative integer, got ${seed}`);
     this.nativeModel().seed(seed);
   }
 
