@@ -77,7 +77,7 @@ describe('11 tensor bridge and input validation', function () {
     }
   });
 
-  it('bad options: k out of range, S < 1, unknown keys, unknown presets', async function () {
+  it('bad options: k out of range, S < 1, unknown keys, unknown presets, bad seeds', async function () {
     const x = images(2);
     await assert.rejects(model.scores(x, { k: [4] }), (e: HVAEError) => {
       assert.equal(e.code, 'ERR_HVAE_OPTION');
@@ -92,6 +92,9 @@ describe('11 tensor bridge and input validation', function () {
     assert.throws(() => HVAE.create({ preset: 'imagenet' }), code('ERR_HVAE_OPTION'));
     assert.throws(() => HVAE.create({ preset: 'fashionmnist', stages: [] }), code('ERR_HVAE_OPTION'));
     assert.throws(() => HVAE.create({ colour: true } as never), code('ERR_HVAE_OPTION'));
+    // Seeds: HVAE.create and model.seed share one check.
+    assert.throws(() => HVAE.create({ preset: 'fashionmnist', seed: -1 }), /seed must be a non-negative integer, got -1/);
+    assert.throws(() => model.seed(1.5), code('ERR_HVAE_OPTION'));
   });
 
   it('the C++ side re-checks shapes: bypassing TypeScript still gives an error, not a crash', async function () {

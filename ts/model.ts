@@ -253,6 +253,11 @@ export function rngStateFits(metadata: Record<string, string>, bytes: number, mo
   return model.nativeModel().getRngState().length === bytes;
 }
 
+/** A seed of the model's random stream must be a non-negative integer (`ERR_HVAE_OPTION` otherwise). */
+function checkSeed(seed: number): void {
+  if (!Number.isInteger(seed) || seed < 0) optionError(`seed must be a non-negative integer, got ${seed}`);
+}
+
 /**
  * A hierarchical VAE (ALGORITHM.md §2) for likelihood-ratio OOD detection.
  *
@@ -280,7 +285,7 @@ export class HVAE {
   static create(options: CreateOptions = {}): HVAE {
     const { device: dev, seed, ...cfgInput } = options;
     const device = validateDevice(dev);
-    if (seed !== undefined && (!Number.isInteger(seed) || seed < 0)) optionError(`seed must be a non-negative integer, got ${seed}`);
+    if (seed !== undefined) checkSeed(seed);
     const config = resolveConfig(cfgInput);
     const addon = loadNative();
     let native: NativeModel;
@@ -450,7 +455,7 @@ export class HVAE {
 
   /** Re-seeds the model's random stream (a non-negative integer, else `ERR_HVAE_OPTION`). */
   seed(seed: number): void {
-    if (!Number.isInteger(seed) || seed < 0) optionError(`seed must be a non-negative integer, got ${seed}`);
+    checkSeed(seed);
     this.nativeModel().seed(seed);
   }
 
