@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { HVAE, loadDataset, versions } from 'hvae-native';
 import { OODDetector, saveWithDetector } from '../lib/detector.js';
 import { subset } from '../lib/data/stream.js';
+import { resolveDataset } from '../lib/data/datasets.js';
 import { ROOT, tmpDir } from './setup.js';
 
 const CLI = path.join(ROOT, 'lib', 'cli.js');
@@ -101,6 +102,42 @@ describe('70 CLI', function () {
     assert.equal(r2.status, 0, r2.stderr);
     assert.doesNotMatch(r2.stdout, /\| detector \|/);
     assert.match(r2.stdout, /Detector rows left out: the detector works with S' = 1 and lower latents 'mode'/);
+  });
+
+  it('evaluate --root fits the detector on that root\'s training split; --quiet draws no progress bar', async function () {
+    // A data root holding only FashionMNIST and MNIST, and HVAE_DATA pointing at an empty folder, so that the
+    // detector's training split can only be found through --root.
+    const root = tmpDir('root-');
+    const empty = tmpDir('empty-');
+    for (const [name, split, dir] of [['FashionMNIST', 'train', 'fashion-mnist'], ['MNIST', 'test', 'mnist']] as const) {
+      const r = await resolveDataset(name, { split });
+      fs.mkdirSync(path.join(root, dir), { recursive: true });
+      for (const f of fs.readdirSync(r.dir)) fs.symlinkSync(path.join(r.dir, f), path.join(root, dir, f));
+    }
+    const bare = path.join(tmpDir(), 'bare.safetensors');
+    const m = HVAE.load(modelFile);
+    m.save(bare);
+    m.dispose();
+    const args = ['evaluate', '--model', bare, '--root', root, '--ood', 'MNIST', '--limit', '20', '--out', path.join(tmpDir(), 'rr')];
+    const r = cli([...args, '--quiet'], { HVAE_DATA: empty });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /\| MNIST test \| detector \|/);
+    assert.match(r.stdout, /Detector: fitted on \d+ images of FashionMNIST validation/);
+    assert.doesNotMatch(r.stderr, /scoring/);
+    const loud = cli(args, { HVAE_DATA: empty });
+    assert.equal(loud.status, 0, loud.stderr);
+    assert.match(loud.stderr, /scoring/);
+    // Without the training split (only FashionMNIST's test files under the root) the report says why no detector.
+    const root2 = tmpDir('root2-');
+    fs.mkdirSync(path.join(root2, 'fashion-mnist'));
+    fs.symlinkSync(path.join(root, 'mnist'), path.join(root2, 'mnist'));
+    for (const f of fs.readdirSync(path.join(root, 'fashion-mnist')).filter((f) => f.startsWith('t10k'))) {
+      fs.symlinkSync(path.join(root, 'fashion-mnist', f), path.join(root2, 'fashion-mnist', f));
+    }
+    const r2 = cli(['evaluate', '--model', bare, '--root', root2, '--ood', 'MNIST', '--limit', '20', '-q', '--out', path.join(tmpDir(), 'rr2')], { HVAE_DATA: empty });
+    assert.equal(r2.status, 0, r2.stderr);
+    assert.doesNotMatch(r2.stdout, /\| detector \|/);
+    assert.match(r2.stdout, /Detector rows left out: the model file has no detector calibration, and the FashionMNIST training split, whose held-out part would fit one, could not be loaded \(/);
   });
 
   // The CLI check is for the plumbing: the scores differ from float32 (bfloat16 ran) but stay close. This briefly

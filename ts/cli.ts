@@ -17,6 +17,7 @@ const USAGE = `hvae-native <command> [options]
 Commands:
   main       Evaluate the bundled FashionMNIST model against MNIST and notMNIST (the paper's finding)
                --model FILE  --limit N (default 2000 per set) | --full  --importance-samples S  --out DIR
+               --lower-latents mode|sample (L>k's lower latents: the conditional prior's mode, or sampled)
   train      Train an HVAE
                --data NAME[:split]|PATH  --preset fashionmnist|cifar10  --out DIR  --epochs N  --batch-size B
                --resume  --validation N  --warmup-epochs N  --free-nats X  --seed N  --max-steps N
@@ -27,11 +28,12 @@ Commands:
                --k 0,1,2  --importance-samples S  --batch-size B  --limit N
   evaluate   The paper's protocol: table (AUROC, AUPRC, FPR80) and figures
                --model FILE  --id NAME  --ood NAME,NAME  --id-train NAME  --importance-samples S  --limit N  --out DIR
+               --lower-latents mode|sample
   data       data list | data fetch NAME [--split S] [--root DIR] [--base-url URL]
   demo       Build a small model, score random images, print shapes and versions
   versions   Print package, LibTorch and CUDA versions
 
-Common: --threads N (CPU threads; default all cores)  --device cpu|cuda[:N]  --seed N
+Common: --threads N (CPU threads; default all cores)  --device cpu|cuda[:N]  --seed N  --quiet|-q (no progress bar)
         --precision float32|bfloat16 (main, score, evaluate: bfloat16 layers, faster, slightly different scores;
                                       train: bfloat16 layers on float32 weights, gradients and Adam)
 Data root: --root DIR or HVAE_DATA (FashionMNIST is also found at /usr/share/datasets/fashion-mnist).`;
@@ -198,7 +200,7 @@ async function cmdScore(flags: Flags): Promise<void> {
   const fd = fs.openSync(tmp, 'w');
   const cols = ['index', 'name', 'elbo', 'bits_per_dim', ...ks.map((k) => `L>${k}`), ...ks.filter((k) => k > 0).map((k) => `LLR>${k}`), ...(detector ? ['detector_score', 'detector_k', 'ood'] : [])];
   if (csv) fs.writeSync(fd, `${cols.join(',')}\n`);
-  const bar = new ProgressBar('score', view.length);
+  const bar = flags.quiet ? undefined : new ProgressBar('score', view.length);
   let done = 0;
   const S = num(flags, 'importance-samples', 1)!;
   for await (const b of batches(view, { batchSize: num(flags, 'batch-size', 500), readAhead: 2 })) {
@@ -214,12 +216,13 @@ async function cmdScore(flags: Flags): Promise<void> {
     }
     fs.writeSync(fd, text);
     done += s.size;
-    bar.update(done);
+    bar?.update(done);
   }
   fs.fsyncSync(fd);
   fs.closeSync(fd);
   fs.renameSync(tmp, outFile);
-  bar.done(`wrote ${done} lines to ${outFile}${detector ? '' : ' (no detector calibration in the model file: no decisions)'}`);
+  const summary = `wrote ${done} lines to ${outFile}${detector ? '' : ' (no detector calibration in the model file: no decisions)'}`;
+  if (bar) bar.done(summary); else console.error(summary);
   model.dispose();
 }
 
@@ -242,14 +245,14 @@ async function cmdEvaluate(flags: Flags, main = false): Promise<void> {
   for (const n of oodNames) ood.push(await openSource(n.includes(':') ? n : `${n}:test`, { root }));
   const idTrainName = str(flags, 'id-train');
   const idTrain = idTrainName ? await openSource(idTrainName.includes(':') ? idTrainName : `${idTrainName}:train`, { root }) : undefined;
-  const bar = new ProgressBar('scoring', 1);
+  const bar = flags.quiet ? undefined : new ProgressBar('scoring', 1);
   const r = await runEvaluation(model, { id, ood, idTrain, modelFile: str(flags, 'model', BUNDLED_MODEL)! }, {
     limit, importanceSamples: num(flags, 'importance-samples', 1), seed: num(flags, 'seed', 0), outDir: out,
-    lowerLatents: (str(flags, 'lower-latents', 'mode') as 'mode' | 'sample'),
+    lowerLatents: (str(flags, 'lower-latents', 'mode') as 'mode' | 'sample'), dataRoot: root,
     precision: (str(flags, 'precision', 'float32') as 'float32' | 'bfloat16'),
-    onProgress: (p) => bar.update(p.done, '', p.total, `scoring ${p.set}`),
+    onProgress: (p) => bar?.update(p.done, '', p.total, `scoring ${p.set}`),
   });
-  bar.done();
+  bar?.done();
   console.log(r.markdown);
   console.log(`\nreport and figures: ${path.resolve(out)} (${r.files.map((f) => path.basename(f)).join(', ')})`);
   model.dispose();

@@ -53,15 +53,23 @@ export interface DetectorPredictions extends DetectorScores {
 
 /** Serialisable calibration (stored in checkpoints under the `detector` metadata key). */
 export interface DetectorState {
+  /** The values of k whose LLR>k the detector compares. */
   k: number[];
+  /** Importance samples S of the ELBO in the LLRs it was calibrated with. */
   importanceSamples: number;
+  /** The input transform used when scoring. */
   transform: InputTransform;
+  /** The target share of in-distribution images flagged. */
   falsePositiveRate: number;
+  /** The decision threshold on the detector's score: the (1 - falsePositiveRate) quantile of the calibration part. */
   threshold: number;
   /** Sorted reference LLR>k per k. */
   reference: Record<string, number[]>;
+  /** The name of the dataset it was fitted on. */
   fittedOn: string;
+  /** Images in the reference part (the LLR distributions). */
   nReference: number;
+  /** Images in the calibration part (the threshold). */
   nCalibration: number;
 }
 

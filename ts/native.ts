@@ -32,14 +32,21 @@ export interface NativeVersions {
   libtorchPath: string;
   /** How that LibTorch was chosen: at build time (`system`, `explicit`, `python (...)`), or `preloaded from ...`. */
   libtorchSource: string;
+  /** Whether the addon was built with the C++11 ABI of libstdc++ (it must match the LibTorch it loads). */
   cxx11Abi?: boolean;
+  /** Whether CUDA is usable: a CUDA build of LibTorch and at least one visible GPU. */
   cuda: boolean;
+  /** Visible CUDA devices (0 without CUDA). */
   cudaDeviceCount: number;
+  /** The CUDA runtime version as CUDA encodes it (12040 = 12.4), or null without CUDA. */
   cudaVersion: number | null;
+  /** The cuDNN version as cuDNN encodes it (90100 = 9.1.0), or null without CUDA or cuDNN. */
   cudnn: number | null;
+  /** Whether LibTorch has oneDNN (MKL-DNN), which runs the CPU convolutions. */
   mkldnn: boolean;
   /** Whether this CPU runs bfloat16 convolutions natively (AVX-512 BF16 or AMX): `precision: 'bfloat16'` on CPU. */
   cpuBFloat16: boolean;
+  /** CPU threads LibTorch uses for intra-op parallelism (`setNumThreads`). */
   numThreads: number;
 }
 

@@ -20,6 +20,11 @@ export interface RunEvaluationOptions extends EvaluateOptions {
   outDir: string;
   /** Images of ID validation data used to fit the detector when the model file has no calibration. Default 2000. */
   detectorImages?: number;
+  /**
+   * Data root for the ID training split that the detector is fitted on when the model file has no calibration (as in
+   * `loadDataset(name, { root })`; the CLI's `--root`). Default: the usual data roots.
+   */
+  dataRoot?: string;
 }
 
 /** Result of {@link runEvaluation}. */
@@ -35,8 +40,11 @@ function take(a: Float32Array, idx: Int32Array, sign = 1): Float64Array {
   return out;
 }
 
-/** The ID validation data for the detector: the held-out part of the ID training split, by the model's split seed. */
-async function detectorData(model: HVAE, id: Dataset, modelFile: string, n: number): Promise<Dataset | undefined> {
+/**
+ * The ID validation data for the detector: the held-out part of the ID training split, by the model's split seed; or,
+ * when that split cannot be loaded, why.
+ */
+async function detectorData(id: Dataset, modelFile: string, n: number, root?: string): Promise<Dataset | string> {
   const meta = (await import('./model.js')).HVAE.readMetadata(modelFile);
   let splitSeed = 0;
   let validation = 5000;
@@ -49,9 +57,9 @@ async function detectorData(model: HVAE, id: Dataset, modelFile: string, n: numb
   let train: Dataset;
   try {
     const { loadDataset } = await import('./data/datasets.js');
-    train = await loadDataset(name, { split: 'train' });
-  } catch {
-    return undefined;
+    train = await loadDataset(name, { split: 'train', ...(root !== undefined ? { root } : {}) });
+  } catch (e) {
+    return `the ${name} training split, whose held-out part would fit one, could not be loaded (${(e as Error).message.split('\n')[0]})`;
   }
   const { validation: val } = splitTrainValidation(train, { validation, seed: splitSeed });
   const pick = permutation(val.length, 'detector').slice(0, Math.min(n, val.length));
@@ -81,8 +89,10 @@ export async function runEvaluation(
     detectorNote = `Detector rows left out: the detector works with S' = 1 and lower latents 'mode', and this evaluation uses ` +
       `S' = ${report.settings.importanceSamplesAboveK} and lower latents '${report.settings.lowerLatents}'.`;
   } else {
-    const val = await detectorData(model, sets.id, sets.modelFile, options.detectorImages ?? 2000);
-    if (val) {
+    const val = await detectorData(sets.id, sets.modelFile, options.detectorImages ?? 2000, options.dataRoot);
+    if (typeof val === 'string') {
+      detectorNote = `Detector rows left out: the model file has no detector calibration, and ${val}.`;
+    } else {
       detector = await new OODDetector(model, { importanceSamples: options.importanceSamples ?? 1, transform: options.transform ?? 'auto' }).fit(val);
       detectorNote = `Detector: fitted on ${val.length} images of ${val.name} (held out of the training split, never the test set); threshold at ${(100 * detector.toJSON().falsePositiveRate).toFixed(0)}% ID false positives.`;
     }
@@ -97,6 +107,10 @@ export async function runEvaluation(
       detectorNote = `Detector rows left out: its calibration holds for S = ${cal.importanceSamples}, S' = 1 and lower latents 'mode', ` +
         `and this evaluation uses S = ${st.importanceSamples}, S' = ${st.importanceSamplesAboveK} and lower latents '${st.lowerLatents}'.`;
       detector = undefined;
+    } else if (st.precision !== 'float32') {
+      // The detector calibrates (and scores its own calls) in float32. Lower-precision LLRs are on the same scale,
+      // within the tolerance that bench/precision.js measures, so the rows stay, but the report says what was mixed.
+      detectorNote += ` Its calibration was computed in float32 and is applied here to ${st.precision} scores.`;
     }
   }
   const detectorRows: EvaluationRow[] = [];

@@ -51,7 +51,7 @@ export interface FitOptions {
   precision?: 'float32' | 'bfloat16';
   /**
    * Validation data for checkpoint selection: a number of images held out of `train` by seeded random split
-   * (default 5000), a separate dataset, or `false` for none. The test split is never used.
+   * (default 5000) or a fraction in (0, 1) of `train`, a separate dataset, or `false` for none. The test split is never used.
    */
   validation?: number | Dataset | false;
   /** Seed of the train/validation split. Default 0. */
@@ -93,38 +93,64 @@ export interface FitOptions {
 /** One training step's progress. */
 export interface ProgressEvent {
   type: 'step';
+  /** The epoch this step belongs to (1-based). */
   epoch: number;
+  /** The epoch the run ends at ({@link FitOptions.epochs}). */
   epochs: number;
+  /** Optimiser steps taken since the model's training began (counts across resumes). */
   step: number;
+  /** This step's position in its epoch (1-based). */
   stepInEpoch: number;
+  /** Steps in one epoch (training images / batch size, or {@link FitOptions.maxStepsPerEpoch}). */
   stepsPerEpoch: number;
+  /** The minimised loss of this step's batch, mean per image in nats (beta-weighted KL with free bits). */
   loss: number;
+  /** The ELBO of this step's batch, mean per image in nats (single-sample; higher is better). */
   elbo: number;
+  /** KL per latent layer (z1 first), mean per image in nats, before beta and free bits. */
   kl: number[];
+  /** The KL weight of the warm-up at this step (ALGORITHM.md section 5). */
   beta: number;
+  /** The free-bits threshold at this step, in nats. */
   freeNats: number;
+  /** Training throughput of this run so far (images per second). */
   imagesPerSecond: number;
+  /** Estimated seconds to the end of the run at the current rate. */
   etaSeconds: number;
 }
 
 /** One epoch's summary. */
 export interface EpochEvent {
   type: 'epoch';
+  /** The finished epoch (1-based). */
   epoch: number;
+  /** Optimiser steps taken since the model's training began. */
   step: number;
+  /** Mean training loss per image over the epoch's images (nats; the part run since a resume). */
   loss: number;
+  /** Mean training ELBO per image over the epoch's images (nats). */
   elbo: number;
+  /** Mean KL per latent layer (z1 first) over the epoch (nats per image). */
   kl: number[];
+  /** The KL weight at the epoch's last step. */
   beta: number;
+  /** The free-bits threshold at the epoch's last step (nats). */
   freeNats: number;
+  /** Wall-clock seconds of the epoch's training steps. */
   seconds: number;
+  /** Training images per second over the epoch. */
   imagesPerSecond: number;
   /** Arithmetic of this epoch's training steps ({@link FitOptions.precision}). */
   precision: 'float32' | 'bfloat16';
+  /** The ELBO of the validation split (nats per image), when validation ran this epoch. */
   validationElbo?: number;
+  /** The same in bits per dimension. */
   validationBitsPerDim?: number;
+  /** Whether this epoch set a new best validation ELBO (and, with a checkpoint folder, `best.safetensors` was written). */
   best: boolean;
+  /** Batches skipped this epoch for a non-finite loss ({@link FitOptions.skipNonFinite}). */
   skippedBatches: number;
+  /** The monitored OOD AUROCs by dataset and score, when {@link FitOptions.monitor} is set and ran this epoch. */
   monitor?: Record<string, Record<string, number>>;
 }
 
@@ -564,6 +590,10 @@ export function staticBinarization(images: { data: Uint8Array; shape: [number, n
 
 /** The training loop as an EventEmitter: 'progress' (every step) and 'epoch' events, `run()` resolves with the result. */
 export class Trainer extends EventEmitter {
+  /**
+   * Prepares a run of `model` on `train`; nothing trains until {@link Trainer.run}. Throws `ERR_HVAE_OPTION` on invalid
+   * options (checked here, before any work).
+   */
   constructor(private readonly model: HVAE, private readonly train: Dataset, private readonly options: FitOptions = {}) {
     super();
     resolveFitOptions(options);
