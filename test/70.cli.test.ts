@@ -10,6 +10,7 @@ import { HVAE, loadDataset, versions } from 'hvae-native';
 import { OODDetector, saveWithDetector } from '../lib/detector.js';
 import { subset } from '../lib/data/stream.js';
 import { resolveDataset } from '../lib/data/datasets.js';
+import { permutation } from '../lib/data/random.js';
 import { ROOT, tmpDir } from './setup.js';
 
 const CLI = path.join(ROOT, 'lib', 'cli.js');
@@ -70,6 +71,36 @@ describe('70 CLI', function () {
     const rows = fs.readFileSync(out, 'utf8').trim().split('\n');
     assert.equal(rows.length, 8);
     assert.match(rows[0], /^index,name,elbo,bits_per_dim,L>1,L>2,LLR>1,LLR>2,detector_score,detector_k,ood$/);
+    // --limit scores a seeded random sample, and the index column names the images of the dataset (not 0..6).
+    const idx = rows.slice(1).map((r) => Number(r.split(',')[0]));
+    assert.deepEqual(idx, Array.from(permutation(10000, 0).slice(0, 7).sort()));
+  });
+
+  it('score: --seed picks another sample; the output folder is created; a detector calibrated with another S gives no decisions; failures leave no temp file', function () {
+    const dir = tmpDir();
+    const out = path.join(dir, 'new', 'folder', 's.jsonl');
+    const r = cli(['score', '--model', modelFile, '--input', 'MNIST', '--limit', '5', '--seed', '3', '--out', out, '-q']);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(lines.map((l) => l.index), Array.from(permutation(10000, 3).slice(0, 5).sort()));
+    assert.ok('ood' in lines[0]);
+    // The stored calibration is for S = 1: with S = 2 the LLRs are on another scale, so no decision columns.
+    const s2 = cli(['score', '--model', modelFile, '--input', 'MNIST', '--limit', '5', '--importance-samples', '2', '--out', path.join(dir, 's2.jsonl'), '-q']);
+    assert.equal(s2.status, 0, s2.stderr);
+    assert.match(s2.stderr, /no decisions: the detector was calibrated with S = 1, and these scores use S = 2/);
+    const l2 = JSON.parse(fs.readFileSync(path.join(dir, 's2.jsonl'), 'utf8').split('\n')[0]) as Record<string, unknown>;
+    assert.ok(!('ood' in l2) && 'LLR>1' in l2);
+    const neg = cli(['score', '--model', modelFile, '--input', 'MNIST', '--limit=-5', '--out', path.join(dir, 'n.jsonl')]);
+    assert.equal(neg.status, 1);
+    assert.match(neg.stderr, /\[ERR_HVAE_OPTION\] --limit must be a positive integer, got -5/);
+    // An error inside the scoring loop (k out of range) leaves neither the output nor its temp file.
+    const badK = cli(['score', '--model', modelFile, '--input', 'MNIST', '--limit', '5', '--k', '9', '--out', path.join(dir, 'k.jsonl')]);
+    assert.equal(badK.status, 1);
+    assert.match(badK.stderr, /ERR_HVAE_OPTION/);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['new', 's2.jsonl']);
+    const noOod = cli(['evaluate', '--model', modelFile, '--ood', ',', '--limit', '5', '--out', path.join(dir, 'e')]);
+    assert.equal(noOod.status, 1);
+    assert.match(noOod.stderr, /\[ERR_HVAE_OPTION\] evaluateOOD needs at least one OOD set/);
   });
 
   it('evaluate prints the table and writes the report folder with figures', function () {
@@ -140,6 +171,18 @@ describe('70 CLI', function () {
     assert.match(r2.stdout, /Detector rows left out: the model file has no detector calibration, and the FashionMNIST training split, whose held-out part would fit one, could not be loaded \(/);
   });
 
+  it('runEvaluation with k that leaves out some of the stored detector\'s k gives the table without detector rows, saying why', async function () {
+    const { runEvaluation } = await import('../lib/report.js');
+    const model = HVAE.load(modelFile);
+    const id = await loadDataset('FashionMNIST', { split: 'test' });
+    const mnist = await loadDataset('MNIST', { split: 'test' });
+    const r = await runEvaluation(model, { id, ood: [mnist], modelFile }, { k: [0, 1], limit: 20, outDir: path.join(tmpDir(), 'k01') });
+    model.dispose();
+    assert.ok(r.report.rows.some((x) => x.score === 'LLR>1'));
+    assert.ok(!r.report.rows.some((x) => x.score === 'detector'));
+    assert.match(r.markdown, /Detector rows left out: it compares LLR>k for k = 1, 2, and this evaluation computes k = 0, 1\./);
+  });
+
   // The CLI check is for the plumbing: the scores differ from float32 (bfloat16 ran) but stay close. This briefly
   // trained model puts MNIST at ELBOs around -16,000 nats with extreme logits, where bfloat16's relative error is
   // larger than on a trained model (2.7% seen here against 0.4% on the fixtures; see bench/RESULTS.md), so 5%.
@@ -149,6 +192,7 @@ describe('70 CLI', function () {
     const wrong = cli(args('float16', 'x.jsonl'));
     assert.equal(wrong.status, 1);
     assert.match(wrong.stderr, /\[ERR_HVAE_OPTION\] precision must be 'float32' or 'bfloat16'/);
+    assert.deepEqual(fs.readdirSync(dir), [], 'a failed score left files behind');
     const refused = cli(args('bfloat16', 'y.jsonl'), { HVAE_CPU_BF16: '0' });
     assert.equal(refused.status, 1);
     assert.match(refused.stderr, /\[ERR_HVAE_DEVICE\] precision 'bfloat16' needs CUDA or a CPU with AVX-512 BF16 or AMX/);
@@ -157,6 +201,7 @@ describe('70 CLI', function () {
     const b = cli(args('bfloat16', 'b.jsonl'));
     assert.equal(a.status, 0, a.stderr);
     assert.equal(b.status, 0, b.stderr);
+    assert.match(b.stderr, /decisions from a float32 calibration applied to bfloat16 scores/);
     const read = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
     const ra = read('a.jsonl'), rb = read('b.jsonl');
     assert.equal(ra.length, 8);
@@ -175,6 +220,7 @@ describe('70 CLI', function () {
     assert.equal(d.status, 0, d.stderr);
     assert.match(d.stdout, /LibTorch \d+\.\d+/);
     assert.match(d.stdout, /prior samples: \[4, 1, 28, 28\]/);
+    assert.match(d.stdout, /model: preset fashionmnist on cpu,/);
     const bad = cli(['score', '--model', modelFile]);
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /\[ERR_HVAE_OPTION\] --out is required/);

@@ -69,6 +69,13 @@ function num(flags: Flags, key: string, def?: number): number | undefined {
   return n;
 }
 
+/** A flag that must be a positive integer (a count), or undefined when absent. */
+function positiveInt(flags: Flags, key: string, def?: number): number | undefined {
+  const n = num(flags, key, def);
+  if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new HVAEError('ERR_HVAE_OPTION', `--${key} must be a positive integer, got ${String(flags[key])}`);
+  return n;
+}
+
 function str(flags: Flags, key: string, def?: string): string | undefined {
   const v = flags[key];
   return typeof v === 'string' ? v : def;
@@ -126,11 +133,11 @@ function loadModel(flags: Flags, fallback?: string): HVAE {
   return HVAE.load(file, { device: (str(flags, 'device', 'cpu') as Device) });
 }
 
-async function cmdDemo(): Promise<void> {
+async function cmdDemo(flags: Flags): Promise<void> {
   const v = getVersions();
   console.log(`hvae-native ${v.package} on LibTorch ${v.libtorch} (${v.flavour}), CUDA ${v.cuda ? `available, ${v.cudaDeviceCount} device(s)` : 'not available'}, ${v.numThreads} CPU threads`);
-  const model = HVAE.create({ preset: 'fashionmnist', seed: 0 });
-  console.log(`model: preset fashionmnist, ${model.numParameters.toLocaleString('en')} parameters, latents ${model.latentShapes.map((s) => s.join('x')).join(', ')}`);
+  const model = HVAE.create({ preset: 'fashionmnist', seed: num(flags, 'seed', 0), device: str(flags, 'device', 'cpu') as Device });
+  console.log(`model: preset fashionmnist on ${model.device}, ${model.numParameters.toLocaleString('en')} parameters, latents ${model.latentShapes.map((s) => s.join('x')).join(', ')}`);
   const n = 8;
   const data = new Uint8Array(n * 784);
   for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
@@ -180,50 +187,87 @@ async function cmdTrain(flags: Flags): Promise<void> {
 
 async function cmdScore(flags: Flags): Promise<void> {
   const model = loadModel(flags);
+  try {
+    await scoreToFile(model, flags);
+  } finally {
+    model.dispose();
+  }
+}
+
+async function scoreToFile(model: HVAE, flags: Flags): Promise<void> {
   const outFile = required(flags, 'out');
   const input = required(flags, 'input');
+  const limit = positiveInt(flags, 'limit');
+  const seed = num(flags, 'seed', 0)!;
+  const S = num(flags, 'importance-samples', 1)!;
+  const precision = str(flags, 'precision', 'float32') as 'float32' | 'bfloat16';
   const data = await openSource(input, { root: str(flags, 'root'), shape: model.config.inputShape });
   const { batches, subset } = await import('./data/stream.js');
   const { permutation } = await import('./data/random.js');
-  const limit = num(flags, 'limit');
-  const view = limit !== undefined && limit < data.length ? subset(data, permutation(data.length, 0).slice(0, limit).sort(), data.name) : data;
+  // --limit scores a seeded random sample; its rows keep the dataset's own indices.
+  const pick = limit !== undefined && limit < data.length ? permutation(data.length, seed).slice(0, limit).sort() : undefined;
+  const view = pick ? subset(data, pick, data.name) : data;
+  // The model's draws (dynamic binarisation) come from its own generator: seed it, so the same seed gives the same file.
+  model.seed(seed);
   const ks = intList(str(flags, 'k')) ?? Array.from({ length: model.numLayers }, (_, i) => i);
   let detector: import('./detector.js').OODDetector | undefined;
+  let detectorNote = ' (no detector calibration in the model file: no decisions)';
   const meta = HVAE.readMetadata(str(flags, 'model')!);
   if (meta.detector) {
     const { loadDetector } = await import('./detector.js');
     detector = loadDetector(model, str(flags, 'model')!);
-    for (const k of detector.ks) if (!ks.includes(k)) ks.push(k);
+    const cal = detector.toJSON();
+    if (cal.importanceSamples !== S) {
+      // Its LLR distributions hold for the S it was calibrated with; L^S grows with S, so a threshold from another S
+      // would flag the wrong share of in-distribution images.
+      detectorNote = ` (no decisions: the detector was calibrated with S = ${cal.importanceSamples}, and these scores use S = ${S})`;
+      detector = undefined;
+    } else {
+      for (const k of detector.ks) if (!ks.includes(k)) ks.push(k);
+      detectorNote = precision === 'float32' ? '' : ` (decisions from a float32 calibration applied to ${precision} scores)`;
+    }
   }
+  const transform = detector?.toJSON().transform;
   const csv = outFile.toLowerCase().endsWith('.csv');
+  try {
+    fs.mkdirSync(path.dirname(path.resolve(outFile)), { recursive: true });
+  } catch (e) {
+    throw new HVAEError('ERR_HVAE_IO', `cannot create the folder of ${outFile}: ${(e as Error).message}`);
+  }
   const tmp = `${outFile}.${process.pid}.tmp`;
   const fd = fs.openSync(tmp, 'w');
-  const cols = ['index', 'name', 'elbo', 'bits_per_dim', ...ks.map((k) => `L>${k}`), ...ks.filter((k) => k > 0).map((k) => `LLR>${k}`), ...(detector ? ['detector_score', 'detector_k', 'ood'] : [])];
-  if (csv) fs.writeSync(fd, `${cols.join(',')}\n`);
-  const bar = flags.quiet ? undefined : new ProgressBar('score', view.length);
   let done = 0;
-  const S = num(flags, 'importance-samples', 1)!;
-  for await (const b of batches(view, { batchSize: num(flags, 'batch-size', 500), readAhead: 2 })) {
-    const s = await model.scores(b.images, { k: ks, importanceSamples: S, precision: str(flags, 'precision', 'float32') as 'float32' | 'bfloat16' });
-    const det = detector ? detector.decide(detector.scoreLlr(s.llr)) : undefined;
-    let text = '';
-    for (let i = 0; i < s.size; i++) {
-      const rec: Record<string, string | number | boolean> = { index: b.indices[i], name: b.names?.[i] ?? '', elbo: s.elbo[i], bits_per_dim: s.bitsPerDim[i] };
-      for (const k of ks) rec[`L>${k}`] = s.boundAboveK[k][i];
-      for (const k of ks) if (k > 0) rec[`LLR>${k}`] = s.llr[k][i];
-      if (det) { rec.detector_score = det.score[i]; rec.detector_k = det.k[i]; rec.ood = det.isOOD[i] === 1; }
-      text += csv ? `${cols.map((c) => csvCell(rec[c])).join(',')}\n` : `${JSON.stringify(rec)}\n`;
+  const bar = flags.quiet ? undefined : new ProgressBar('score', view.length);
+  try {
+    const cols = ['index', 'name', 'elbo', 'bits_per_dim', ...ks.map((k) => `L>${k}`), ...ks.filter((k) => k > 0).map((k) => `LLR>${k}`), ...(detector ? ['detector_score', 'detector_k', 'ood'] : [])];
+    if (csv) fs.writeSync(fd, `${cols.join(',')}\n`);
+    for await (const b of batches(view, { batchSize: num(flags, 'batch-size', 500), readAhead: 2 })) {
+      const s = await model.scores(b.images, { k: ks, importanceSamples: S, precision, ...(transform ? { transform } : {}) });
+      const det = detector ? detector.decide(detector.scoreLlr(s.llr)) : undefined;
+      let text = '';
+      for (let i = 0; i < s.size; i++) {
+        const index = pick ? pick[b.indices[i]] : b.indices[i];
+        const rec: Record<string, string | number | boolean> = { index, name: b.names?.[i] ?? '', elbo: s.elbo[i], bits_per_dim: s.bitsPerDim[i] };
+        for (const k of ks) rec[`L>${k}`] = s.boundAboveK[k][i];
+        for (const k of ks) if (k > 0) rec[`LLR>${k}`] = s.llr[k][i];
+        if (det) { rec.detector_score = det.score[i]; rec.detector_k = det.k[i]; rec.ood = det.isOOD[i] === 1; }
+        text += csv ? `${cols.map((c) => csvCell(rec[c])).join(',')}\n` : `${JSON.stringify(rec)}\n`;
+      }
+      fs.writeSync(fd, text);
+      done += s.size;
+      bar?.update(done);
     }
-    fs.writeSync(fd, text);
-    done += s.size;
-    bar?.update(done);
+    fs.fsyncSync(fd);
+  } catch (e) {
+    // Nothing half-written is left behind: the output appears whole (rename) or not at all.
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
   }
-  fs.fsyncSync(fd);
   fs.closeSync(fd);
   fs.renameSync(tmp, outFile);
-  const summary = `wrote ${done} lines to ${outFile}${detector ? '' : ' (no detector calibration in the model file: no decisions)'}`;
+  const summary = `wrote ${done} lines to ${outFile}${detectorNote}`;
   if (bar) bar.done(summary); else console.error(summary);
-  model.dispose();
 }
 
 function csvCell(v: string | number | boolean | undefined): string {
@@ -238,7 +282,7 @@ async function cmdEvaluate(flags: Flags, main = false): Promise<void> {
   const root = str(flags, 'root');
   const idName = str(flags, 'id', 'FashionMNIST')!;
   const oodNames = (str(flags, 'ood', 'MNIST,notMNIST')!).split(',').filter(Boolean);
-  const limit = flags.full ? undefined : num(flags, 'limit', main ? 2000 : undefined);
+  const limit = flags.full ? undefined : positiveInt(flags, 'limit', main ? 2000 : undefined);
   const out = str(flags, 'out', main ? 'report' : 'evaluation')!;
   const id = await openSource(idName.includes(':') ? idName : `${idName}:test`, { root });
   const ood: Dataset[] = [];
@@ -293,7 +337,7 @@ export async function main(argv: string[]): Promise<number> {
     if (threads !== undefined) setNumThreads(threads);
     switch (command) {
       case 'versions': console.log(JSON.stringify(getVersions(), null, 2)); break;
-      case 'demo': await cmdDemo(); break;
+      case 'demo': await cmdDemo(flags); break;
       case 'train': await cmdTrain(flags); break;
       case 'score': await cmdScore(flags); break;
       case 'evaluate': await cmdEvaluate(flags); break;

@@ -97,11 +97,18 @@ function defaultKs(model: HVAE, ks?: number[]): number[] {
   return ks ?? Array.from({ length: model.numLayers }, (_, i) => i);
 }
 
+function checkLimit(limit: unknown): void {
+  if (limit !== undefined && !(Number.isInteger(limit) && (limit as number) >= 1)) {
+    optionError(`limit must be a positive integer, got ${String(limit)}`);
+  }
+}
+
 /**
  * Scores (a seeded random subset of) a dataset in batches: L^S, L>k and LLR>k per image. Streams, so memory
  * holds only the scores.
  */
 export async function scoreDataset(model: HVAE, data: Dataset, options: EvaluateOptions & { indices?: ArrayLike<number> } = {}): Promise<SetScores> {
+  checkLimit(options.limit);
   const ks = defaultKs(model, options.k);
   let view: Dataset = data;
   let indices: Int32Array;
@@ -184,6 +191,8 @@ export async function evaluateOOD(
   options: EvaluateOptions = {},
 ): Promise<EvaluationReport> {
   if (!sets || !sets.id || !Array.isArray(sets.ood)) optionError('evaluateOOD needs { id, ood: [...] }');
+  if (sets.ood.length === 0 && !sets.idTrain) optionError('evaluateOOD needs at least one OOD set (ood: [...]) or idTrain');
+  checkLimit(options.limit);
   const ks = defaultKs(model, options.k);
   const S = options.importanceSamples ?? 1;
   const seed = options.seed ?? 0;

@@ -85,6 +85,8 @@ export async function runEvaluation(
   if (meta.detector) {
     detector = loadDetector(model, sets.modelFile);
     detectorNote = `Detector: calibration stored in ${path.basename(sets.modelFile)} (fitted on ${detector.toJSON().fittedOn}).`;
+  } else if (!report.settings.k.some((k) => k > 0)) {
+    detectorNote = `Detector rows left out: it compares LLR>k for k >= 1, and this evaluation computes k = ${report.settings.k.join(', ')} only.`;
   } else if (report.settings.lowerLatents !== 'mode' || report.settings.importanceSamplesAboveK !== 1) {
     detectorNote = `Detector rows left out: the detector works with S' = 1 and lower latents 'mode', and this evaluation uses ` +
       `S' = ${report.settings.importanceSamplesAboveK} and lower latents '${report.settings.lowerLatents}'.`;
@@ -93,7 +95,7 @@ export async function runEvaluation(
     if (typeof val === 'string') {
       detectorNote = `Detector rows left out: the model file has no detector calibration, and ${val}.`;
     } else {
-      detector = await new OODDetector(model, { importanceSamples: options.importanceSamples ?? 1, transform: options.transform ?? 'auto' }).fit(val);
+      detector = await new OODDetector(model, { k: report.settings.k.filter((k) => k > 0), importanceSamples: options.importanceSamples ?? 1, transform: options.transform ?? 'auto' }).fit(val);
       detectorNote = `Detector: fitted on ${val.length} images of ${val.name} (held out of the training split, never the test set); threshold at ${(100 * detector.toJSON().falsePositiveRate).toFixed(0)}% ID false positives.`;
     }
   }
@@ -106,6 +108,9 @@ export async function runEvaluation(
     if (cal.importanceSamples !== st.importanceSamples || st.importanceSamplesAboveK !== 1 || st.lowerLatents !== 'mode') {
       detectorNote = `Detector rows left out: its calibration holds for S = ${cal.importanceSamples}, S' = 1 and lower latents 'mode', ` +
         `and this evaluation uses S = ${st.importanceSamples}, S' = ${st.importanceSamplesAboveK} and lower latents '${st.lowerLatents}'.`;
+      detector = undefined;
+    } else if (cal.k.some((k) => !st.k.includes(k))) {
+      detectorNote = `Detector rows left out: it compares LLR>k for k = ${cal.k.join(', ')}, and this evaluation computes k = ${st.k.join(', ')}.`;
       detector = undefined;
     } else if (st.precision !== 'float32') {
       // The detector calibrates (and scores its own calls) in float32. Lower-precision LLRs are on the same scale,
