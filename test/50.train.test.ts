@@ -120,6 +120,11 @@ describe('50 training', function () {
     assert.equal(r1.aborted, true);
     b.dispose();
     const c = HVAE.create({ ...SMALL, seed: 99 }); // different init: everything must come from the checkpoint
+    // Options that fix the validation split and the batch order must match the checkpoint's: refused, before any work.
+    for (const changed of [{ batchSize: 60 }, { seed: 8 }, { validation: 40 }]) {
+      await assert.rejects(c.fit(data, { ...opts, ...changed, checkpointDir: dir, resume: true }),
+        (e: HVAEError) => e.code === 'ERR_HVAE_OPTION' && /differs from the checkpoint's/.test(e.message), JSON.stringify(changed));
+    }
     await c.fit(data, { ...opts, checkpointDir: dir, resume: true, onProgress: (e) => part.push(e.loss) });
     c.dispose();
     assert.equal(part.length, 10);

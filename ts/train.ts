@@ -305,8 +305,14 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
     const { HVAE: HVAEClass } = await import('./model.js');
     const meta = HVAEClass.readMetadata(resumeFile);
     if (!meta.trainState) throw new HVAEError('ERR_HVAE_FORMAT', `${resumeFile} has no training state to resume from`);
+    checkResumeOptions(o, meta.fitOptions, resumeFile);
     const loaded = HVAEClass.load(resumeFile, { device: model.device });
-    model.setState(loaded.getState());
+    try {
+      model.setState(loaded.getState());
+    } catch (e) {
+      loaded.dispose();
+      throw e;
+    }
     const native = model.nativeModel();
     const src = loaded.nativeModel();
     native.setOptimizerState(src.getOptimizerState());
@@ -586,6 +592,28 @@ export function staticBinarization(images: { data: Uint8Array; shape: [number, n
     }
   }
   return { data: out, shape: images.shape };
+}
+
+/**
+ * A resumed run must see the same data as the run it continues: the validation split (`validationCount`, `splitSeed`)
+ * and the order of the training batches (`seed`, `batchSize`; a resume inside an epoch skips the batches already
+ * taken). Changing any of them would train on validation images or twice on some images, so it is refused. Other
+ * options (epochs, precision, the schedules) may change between runs. Checkpoints without stored options pass.
+ */
+function checkResumeOptions(o: ResolvedFitOptions, stored: string | undefined, file: string): void {
+  if (!stored) return;
+  let prev: Partial<ResolvedFitOptions>;
+  try {
+    prev = JSON.parse(stored) as Partial<ResolvedFitOptions>;
+  } catch {
+    return;
+  }
+  const keys = ['validationCount', 'splitSeed', 'seed', 'batchSize'] as const;
+  const changed = keys.filter((k) => prev[k] !== undefined && prev[k] !== o[k]);
+  if (changed.length) {
+    optionError(`resume from ${file}: ${changed.map((k) => `${k} ${JSON.stringify(o[k])} differs from the checkpoint's ${JSON.stringify(prev[k])}`).join(', ')}; ` +
+      'pass the values the run was started with (they fix the validation split and the batch order), or start a new run');
+  }
 }
 
 /** The training loop as an EventEmitter: 'progress' (every step) and 'epoch' events, `run()` resolves with the result. */
