@@ -91,6 +91,9 @@ describe('11 tensor bridge and input validation', function () {
     await assert.rejects(model.scores(x, { belowL: [0] }), code('ERR_HVAE_OPTION'));
     assert.throws(() => HVAE.create({ preset: 'imagenet' }), code('ERR_HVAE_OPTION'));
     assert.throws(() => HVAE.create({ preset: 'fashionmnist', stages: [] }), code('ERR_HVAE_OPTION'));
+    // An odd size before a stride-2 block, in either axis, cannot be restored by the decoder: refused up front.
+    assert.throws(() => HVAE.create({ preset: 'fashionmnist', inputShape: [1, 27, 28] }), /odd height 27/);
+    assert.throws(() => HVAE.create({ preset: 'fashionmnist', inputShape: [1, 28, 27] }), /odd width 27/);
     assert.throws(() => HVAE.create({ colour: true } as never), code('ERR_HVAE_OPTION'));
     // Seeds: HVAE.create and model.seed share one check.
     assert.throws(() => HVAE.create({ preset: 'fashionmnist', seed: -1 }), /seed must be a non-negative integer, got -1/);

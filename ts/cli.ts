@@ -164,7 +164,7 @@ async function cmdTrain(flags: Flags): Promise<void> {
     preset: presetName, ...(channels ? { channels } : {}), ...(skip ? { skipConnections: skip } : {}),
     device: str(flags, 'device', 'cpu') as Device, seed: num(flags, 'seed', 0),
   });
-  const data = await openSource(str(flags, 'data', presetName === 'cifar10' ? 'CIFAR10:train' : 'FashionMNIST:train')!, { root: str(flags, 'root'), defaultSplit: 'train' });
+  const data = await openSource(str(flags, 'data', presetName === 'cifar10' ? 'CIFAR10:train' : 'FashionMNIST:train')!, { root: str(flags, 'root'), defaultSplit: 'train', shape: model.config.inputShape });
   const bar = flags.quiet ? undefined : new ProgressBar('train', 1);
   const r = await fit(model, data, {
     epochs: num(flags, 'epochs', 1000), batchSize: num(flags, 'batch-size', 128), checkpointDir: out, resume: !!flags.resume,

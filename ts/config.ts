@@ -186,14 +186,16 @@ export function validateConfig(cfg: HVAEConfig): void {
     }
   });
   // Upsampling in the decoder must restore the encoder's sizes exactly (n -> 2n with the §2.2 crop).
-  let hh = shp[1];
-  for (const s of cfg.stages) {
-    for (const st of s.strides) {
-      if (st === 2 && hh % 2 !== 0) {
-        throw new HVAEError('ERR_HVAE_OPTION',
-          `a stride-2 block meets an odd size ${hh}; the transposed convolution of the decoder could not restore it`);
+  for (const [axis, size] of [['height', shp[1]], ['width', shp[2]]] as const) {
+    let hh = size;
+    for (const s of cfg.stages) {
+      for (const st of s.strides) {
+        if (st === 2 && hh % 2 !== 0) {
+          throw new HVAEError('ERR_HVAE_OPTION',
+            `a stride-2 block meets an odd ${axis} ${hh}; the transposed convolution of the decoder could not restore it`);
+        }
+        hh = down(hh, st);
       }
-      hh = down(hh, st);
     }
   }
 }

@@ -327,7 +327,10 @@ export class HVAE {
     for (const [name, t] of tensors) {
       if (name.startsWith('optim.') || name.startsWith('rng.') || name.startsWith('extra.')) continue;
       if (official && isOfficialExtra(name, L)) continue;
-      if (t.dtype !== 'F32') throw new HVAEError('ERR_HVAE_FORMAT', `${file}: tensor '${name}' is ${t.dtype}, expected F32`);
+      if (t.dtype !== 'F32') {
+        model.dispose();
+        throw new HVAEError('ERR_HVAE_FORMAT', `${file}: tensor '${name}' is ${t.dtype}, expected F32`);
+      }
       weights[name] = { data: t.data as Float32Array, shape: t.shape };
     }
     try {
@@ -337,7 +340,14 @@ export class HVAE {
       const err = fromNative(e);
       throw new HVAEError(err.code, `${file}: ${err.message}`, { cause: err });
     }
-    if (options.trainingState !== false && !official) model.restoreTrainingState(tensors, metadata, file);
+    if (options.trainingState !== false && !official) {
+      try {
+        model.restoreTrainingState(tensors, metadata, file);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+    }
     return model;
   }
 
