@@ -25,7 +25,7 @@ Commands:
                --binarization dynamic|static  --free-nats-mode reference|layer-total|paper-era
   score      Score images: one line per image with every score and the detector's decision
                --model FILE  --input NAME[:split]|FOLDER|ARCHIVE|FILE  --out scores.jsonl|scores.csv
-               --k 0,1,2  --importance-samples S  --batch-size B  --limit N
+               --k 0,1,2  --importance-samples S  --batch-size B  --limit N (a random sample, by --seed)
   evaluate   The paper's protocol: table (AUROC, AUPRC, FPR80) and figures
                --model FILE  --id NAME  --ood NAME,NAME  --id-train NAME  --importance-samples S  --limit N  --out DIR
                --lower-latents mode|sample
