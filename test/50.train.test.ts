@@ -120,8 +120,8 @@ describe('50 training', function () {
     assert.equal(r1.aborted, true);
     b.dispose();
     const c = HVAE.create({ ...SMALL, seed: 99 }); // different init: everything must come from the checkpoint
-    // Options that fix the validation split and the batch order must match the checkpoint's: refused, before any work.
-    for (const changed of [{ batchSize: 60 }, { seed: 8 }, { validation: 40 }]) {
+    // The validation split must match the checkpoint's: another one is refused, before any work.
+    for (const changed of [{ validation: 40 }, { splitSeed: 1 }]) {
       await assert.rejects(c.fit(data, { ...opts, ...changed, checkpointDir: dir, resume: true }),
         (e: HVAEError) => e.code === 'ERR_HVAE_OPTION' && /differs from the checkpoint's/.test(e.message), JSON.stringify(changed));
     }
@@ -298,6 +298,29 @@ describe('50 training', function () {
     assert.equal(note!.rngDevice, 'cuda');
     assert.equal(note!.device, 'cpu');
     assert.equal(note!.seed, 7 + 2);
+  });
+
+  it('resume with another seed (a deliberate branch) warns and logs the change; the run goes on', async function () {
+    this.timeout(600000);
+    const data = await fashionSubset(300);
+    const opts = { epochs: 1, batchSize: 50, validation: 50, seed: 7, imagesEvery: 0 };
+    const dir = tmpDir();
+    const b = HVAE.create({ ...SMALL, seed: 3 });
+    await b.fit(data, { ...opts, checkpointDir: dir, maxSteps: 2 });
+    b.dispose();
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    const c = HVAE.create({ ...SMALL, seed: 3 });
+    const r = await c.fit(data, { ...opts, seed: 8, checkpointDir: dir, resume: true });
+    c.dispose();
+    await new Promise((res) => setImmediate(res)); // warnings are emitted on the next tick
+    process.removeListener('warning', onWarning);
+    assert.equal(r.step, 5);
+    assert.ok(warnings.some((w) => (w as Error & { code?: string }).code === 'HVAE_RESUME_ORDER' && /seed 8 \(the checkpoint's: 7\)/.test(w.message)));
+    const events = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const note = events.find((e) => e.event === 'resumed');
+    assert.deepEqual(note?.changed, { seed: [7, 8] });
   });
 
   it('SIGINT ends the step and saves, also when a second SIGINT follows at once (as `timeout -s INT` sends)', async function () {

@@ -305,7 +305,7 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
     const { HVAE: HVAEClass } = await import('./model.js');
     const meta = HVAEClass.readMetadata(resumeFile);
     if (!meta.trainState) throw new HVAEError('ERR_HVAE_FORMAT', `${resumeFile} has no training state to resume from`);
-    checkResumeOptions(o, meta.fitOptions, resumeFile);
+    const changedOrder = checkResumeOptions(o, meta.fitOptions, resumeFile);
     const loaded = HVAEClass.load(resumeFile, { device: model.device });
     try {
       model.setState(loaded.getState());
@@ -326,6 +326,7 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
       model.seed(o.seed + state.step);
       resumeNote = { rngReseeded: true, rngDevice: meta.rngDevice ?? 'cpu', device: deviceKind(model.device), seed: o.seed + state.step };
     }
+    if (changedOrder) resumeNote = { ...resumeNote, changed: changedOrder };
     loaded.dispose();
   } else if (options.resume && typeof options.resume === 'string') {
     throw new HVAEError('ERR_HVAE_IO', `resume: ${resumeFile} does not exist`);
@@ -595,25 +596,33 @@ export function staticBinarization(images: { data: Uint8Array; shape: [number, n
 }
 
 /**
- * A resumed run must see the same data as the run it continues: the validation split (`validationCount`, `splitSeed`)
- * and the order of the training batches (`seed`, `batchSize`; a resume inside an epoch skips the batches already
- * taken). Changing any of them would train on validation images or twice on some images, so it is refused. Other
- * options (epochs, precision, the schedules) may change between runs. Checkpoints without stored options pass.
+ * A resumed run must keep the validation split of the run it continues (`validationCount`, `splitSeed`): another
+ * split would put images the model trained on into validation and bias checkpoint selection, so a change is refused.
+ * A changed `seed` or `batchSize` only changes the order of the batches from here on (a deliberate branch, say, to
+ * measure run-to-run noise); inside an epoch the batches already taken are then skipped by count from the new order.
+ * It is allowed, warned about and returned, to be logged in the `resumed` event. Other options (epochs, precision, the
+ * schedules) may change freely. Checkpoints without stored options pass.
  */
-function checkResumeOptions(o: ResolvedFitOptions, stored: string | undefined, file: string): void {
-  if (!stored) return;
+function checkResumeOptions(o: ResolvedFitOptions, stored: string | undefined, file: string): Record<string, [unknown, unknown]> | undefined {
+  if (!stored) return undefined;
   let prev: Partial<ResolvedFitOptions>;
   try {
     prev = JSON.parse(stored) as Partial<ResolvedFitOptions>;
   } catch {
-    return;
+    return undefined;
   }
-  const keys = ['validationCount', 'splitSeed', 'seed', 'batchSize'] as const;
-  const changed = keys.filter((k) => prev[k] !== undefined && prev[k] !== o[k]);
-  if (changed.length) {
-    optionError(`resume from ${file}: ${changed.map((k) => `${k} ${JSON.stringify(o[k])} differs from the checkpoint's ${JSON.stringify(prev[k])}`).join(', ')}; ` +
-      'pass the values the run was started with (they fix the validation split and the batch order), or start a new run');
+  const differs = (k: keyof ResolvedFitOptions) => prev[k] !== undefined && prev[k] !== o[k];
+  const split = (['validationCount', 'splitSeed'] as const).filter(differs);
+  if (split.length) {
+    optionError(`resume from ${file}: ${split.map((k) => `${k} ${JSON.stringify(o[k])} differs from the checkpoint's ${JSON.stringify(prev[k])}`).join(', ')}; ` +
+      'pass the values the run was started with (they fix the validation split), or start a new run');
   }
+  const order = (['seed', 'batchSize'] as const).filter(differs);
+  if (!order.length) return undefined;
+  const changed = Object.fromEntries(order.map((k) => [k, [prev[k], o[k]] as [unknown, unknown]]));
+  process.emitWarning(`resume from ${file}: ${order.map((k) => `${k} ${JSON.stringify(o[k])} (the checkpoint's: ${JSON.stringify(prev[k])})`).join(', ')} ` +
+    'changes the order of the training batches from here on', { code: 'HVAE_RESUME_ORDER' });
+  return changed;
 }
 
 /** The training loop as an EventEmitter: 'progress' (every step) and 'epoch' events, `run()` resolves with the result. */
