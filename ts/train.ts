@@ -72,7 +72,12 @@ export interface FitOptions {
   checkpointDir?: string;
   /** Save last.safetensors every N epochs (and always at the end or on abort). Default 1. */
   saveEvery?: number;
-  /** Continue from `checkpointDir/last.safetensors` (true) or from a given checkpoint file. Default false. */
+  /**
+   * Continue from `checkpointDir/last.safetensors` (true) or from a given checkpoint file. Default false. The weights,
+   * Adam moments, RNG state and progress come from the checkpoint; the validation split (`validation` count and
+   * `splitSeed`) must be the checkpoint's (`ERR_HVAE_OPTION` otherwise), and a different `seed` or `batchSize` is
+   * allowed with a warning (it changes the batch order from there on).
+   */
   resume?: boolean | string;
   /** Write sample and reconstruction grids every N epochs (0 = never). Default 10. */
   imagesEvery?: number;
