@@ -24,6 +24,17 @@ async function fashionSubset(n: number, offset = 0): Promise<Dataset> {
   return subset(fashion, Array.from({ length: n }, (_, i) => offset + i), `FashionMNIST train[${offset}:${offset + n}]`);
 }
 
+/** A small run on 300 FashionMNIST images stopped after 2 steps of its single epoch: the checkpoint folder to resume. */
+async function interruptedRun(): Promise<{ data: Dataset; opts: { epochs: number; batchSize: number; validation: number; seed: number; imagesEvery: number }; dir: string }> {
+  const data = await fashionSubset(300);
+  const opts = { epochs: 1, batchSize: 50, validation: 50, seed: 7, imagesEvery: 0 };
+  const dir = tmpDir();
+  const b = HVAE.create({ ...SMALL, seed: 3 });
+  await b.fit(data, { ...opts, checkpointDir: dir, maxSteps: 2 });
+  b.dispose();
+  return { data, opts, dir };
+}
+
 describe('50 training', function () {
   describe('schedules (ALGORITHM.md §3.2, §10 item 6)', function () {
     const epochs = [1, 199, 200, 201, 202, 399, 400, 401];
@@ -250,12 +261,7 @@ describe('50 training', function () {
 
   it('resume across devices: an RNG state from another kind of device is not restored; the generator is reseeded and the run goes on', async function () {
     this.timeout(600000);
-    const data = await fashionSubset(300);
-    const opts = { epochs: 1, batchSize: 50, validation: 50, seed: 7, imagesEvery: 0 };
-    const dir = tmpDir();
-    const b = HVAE.create({ ...SMALL, seed: 3 });
-    await b.fit(data, { ...opts, checkpointDir: dir, maxSteps: 2 });
-    b.dispose();
+    const { data, opts, dir } = await interruptedRun();
     const file = path.join(dir, 'last.safetensors');
     const saved = readSafetensors(file);
     assert.equal(saved.metadata.rngDevice, 'cpu');
@@ -302,12 +308,7 @@ describe('50 training', function () {
 
   it('resume with another seed (a deliberate branch) warns and logs the change; the run goes on', async function () {
     this.timeout(600000);
-    const data = await fashionSubset(300);
-    const opts = { epochs: 1, batchSize: 50, validation: 50, seed: 7, imagesEvery: 0 };
-    const dir = tmpDir();
-    const b = HVAE.create({ ...SMALL, seed: 3 });
-    await b.fit(data, { ...opts, checkpointDir: dir, maxSteps: 2 });
-    b.dispose();
+    const { data, opts, dir } = await interruptedRun();
     const warnings: Error[] = [];
     const onWarning = (w: Error) => warnings.push(w);
     process.on('warning', onWarning);
