@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { HVAEError } from './errors.js';
-import { HVAE, Device } from './model.js';
+import { HVAE, Device, InputTransform } from './model.js';
 import { getVersions, setNumThreads } from './index.js';
 import { ProgressBar } from './progress.js';
 import type { Dataset } from './data/stream.js';
@@ -212,6 +212,7 @@ async function scoreToFile(model: HVAE, flags: Flags): Promise<void> {
   const ks = intList(str(flags, 'k')) ?? Array.from({ length: model.numLayers }, (_, i) => i);
   let detector: import('./detector.js').OODDetector | undefined;
   let detectorNote = ' (no detector calibration in the model file: no decisions)';
+  let transform: InputTransform | undefined;
   const meta = HVAE.readMetadata(str(flags, 'model')!);
   if (meta.detector) {
     const { loadDetector } = await import('./detector.js');
@@ -224,10 +225,10 @@ async function scoreToFile(model: HVAE, flags: Flags): Promise<void> {
       detector = undefined;
     } else {
       for (const k of detector.ks) if (!ks.includes(k)) ks.push(k);
+      transform = cal.transform;
       detectorNote = precision === 'float32' ? '' : ` (decisions from a float32 calibration applied to ${precision} scores)`;
     }
   }
-  const transform = detector?.toJSON().transform;
   const csv = outFile.toLowerCase().endsWith('.csv');
   try {
     fs.mkdirSync(path.dirname(path.resolve(outFile)), { recursive: true });
