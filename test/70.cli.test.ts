@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { HVAE, loadDataset, versions } from 'hvae-native';
+import { HVAE, evaluateOOD, loadDataset, versions } from 'hvae-native';
 import { OODDetector, saveWithDetector } from '../lib/detector.js';
 import { subset } from '../lib/data/stream.js';
 import { resolveDataset } from '../lib/data/datasets.js';
@@ -177,6 +177,8 @@ describe('70 CLI', function () {
     const id = await loadDataset('FashionMNIST', { split: 'test' });
     const mnist = await loadDataset('MNIST', { split: 'test' });
     const r = await runEvaluation(model, { id, ood: [mnist], modelFile }, { k: [0, 1], limit: 20, outDir: path.join(tmpDir(), 'k01') });
+    // The API checks its counts as the CLI does.
+    for (const limit of [0, -1, 2.5]) await assert.rejects(evaluateOOD(model, { id, ood: [mnist] }, { limit }), { code: 'ERR_HVAE_OPTION' });
     model.dispose();
     assert.ok(r.report.rows.some((x) => x.score === 'LLR>1'));
     assert.ok(!r.report.rows.some((x) => x.score === 'detector'));

@@ -192,7 +192,6 @@ export async function evaluateOOD(
 ): Promise<EvaluationReport> {
   if (!sets || !sets.id || !Array.isArray(sets.ood)) optionError('evaluateOOD needs { id, ood: [...] }');
   if (sets.ood.length === 0 && !sets.idTrain) optionError('evaluateOOD needs at least one OOD set (ood: [...]) or idTrain');
-  checkLimit(options.limit);
   const ks = defaultKs(model, options.k);
   const S = options.importanceSamples ?? 1;
   const seed = options.seed ?? 0;
