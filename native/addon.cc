@@ -44,12 +44,45 @@ void applyThreads() {
 }
 
 struct ModelState {
-  std::mutex mutex;
+  std::mutex mutex;  // held by every job for its whole run, and by the state getters/setters
   HVAE model{nullptr};
   torch::Device device{torch::kCPU};
   at::Generator generator;
   Adam adam;
+  // What info() reports, kept outside the mutex so that it answers at once while a long job runs.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> parameterShapes;
+  int64_t numParameters = 0;
+  std::atomic<bool> initialized{false};
 };
+
+// Every JS-thread method body runs inside this: C++ exceptions (ours, c10::Error, std::bad_alloc) become JS errors
+// with their code instead of escaping into V8, which would abort the process.
+template <typename F>
+Napi::Value guarded(Napi::Env env, F&& body) {
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+}
+
+// Before an async job is queued: its inputs become copies of their own (InputView::own). A sync call blocks the
+// JS thread for the whole computation, so its inputs cannot change underneath it and are read in place.
+void ownUnlessSync(bool sync, InputView& v) {
+  if (!sync) v.own();
+}
+void ownUnlessSync(bool sync, std::vector<InputView>& vs) {
+  for (auto& v : vs) ownUnlessSync(sync, v);
+}
+
+// Data-dependent initialisation normalises each unit over the batch (§2.4); dense layers reduce over the batch
+// alone, so one image gives a NaN variance and NaN weights for good.
+void checkInitBatch(ModelState& st, const InputView& v) {
+  check(!st.model->initPending() || v.shape[0] >= 2, "ERR_HVAE_SHAPE",
+        "the model's first batch initialises its weights from the data and needs at least 2 images, got 1");
+}
 
 InputTransform parseTransform(const std::string& name, torch::ScalarType dtype, const ModelConfig& cfg) {
   if (name == "auto") {
@@ -222,8 +255,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       const uint64_t seed = static_cast<uint64_t>(getInt(o, "seed", 0));
       auto st = std::make_shared<ModelState>();
       {
-        // Initial weights come from the global RNG (Kaiming init); seed it for reproducible construction.
-        torch::manual_seed(seed);
+        // Initial weights come from the global CPU generator (the modules are built on the CPU, then moved):
+        // seed that one alone for reproducible construction. torch::manual_seed would also reseed every CUDA
+        // device's default generator, the stream of any CUDA model already running (compat::makeGenerator).
+        at::Generator cpu = at::detail::getDefaultCPUGenerator();
+        {
+          std::lock_guard<std::mutex> glock(cpu.mutex());
+          cpu.set_current_seed(seed);
+        }
         st->model = HVAE(cfg);
       }
       st->model->to(device);
@@ -235,6 +274,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       st->model->requestInit(true);
       st->device = device;
       st->generator = compat::makeGenerator(device, seed);
+      for (auto& p : st->model->named_parameters(true)) {
+        st->parameterShapes.emplace_back(p.key(), p.value().sizes().vec());
+        st->numParameters += p.value().numel();
+      }
+      st->initialized = false;
       state_ = st;
     } catch (const Napi::Error&) {
       throw;
@@ -254,38 +298,41 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return info.Env().Undefined();
   }
 
+  // Answers from the cache (no lock), so it never waits for a running job.
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto st = state(env);
-    std::lock_guard<std::mutex> lock(st->mutex);
-    Napi::Object o = Napi::Object::New(env);
-    auto params = st->model->named_parameters(true);
-    Napi::Array list = Napi::Array::New(env, params.size());
-    int64_t total = 0;
-    uint32_t i = 0;
-    for (auto& p : params) {
-      Napi::Object e = Napi::Object::New(env);
-      e.Set("name", p.key());
-      Napi::Array shape = Napi::Array::New(env, p.value().dim());
-      for (int64_t d = 0; d < p.value().dim(); ++d) shape.Set(static_cast<uint32_t>(d), Napi::Number::New(env, static_cast<double>(p.value().size(d))));
-      e.Set("shape", shape);
-      list.Set(i++, e);
-      total += p.value().numel();
-    }
-    o.Set("parameters", list);
-    o.Set("numParameters", Napi::Number::New(env, static_cast<double>(total)));
-    o.Set("device", st->device.str());
-    o.Set("initialized", !st->model->initPending());
-    return o;
+    return guarded(env, [&]() -> Napi::Value {
+      Napi::Object o = Napi::Object::New(env);
+      Napi::Array list = Napi::Array::New(env, st->parameterShapes.size());
+      uint32_t i = 0;
+      for (const auto& [name, sizes] : st->parameterShapes) {
+        Napi::Object e = Napi::Object::New(env);
+        e.Set("name", name);
+        Napi::Array shape = Napi::Array::New(env, sizes.size());
+        for (size_t d = 0; d < sizes.size(); ++d) shape.Set(static_cast<uint32_t>(d), Napi::Number::New(env, static_cast<double>(sizes[d])));
+        e.Set("shape", shape);
+        list.Set(i++, e);
+      }
+      o.Set("parameters", list);
+      o.Set("numParameters", Napi::Number::New(env, static_cast<double>(st->numParameters)));
+      o.Set("device", st->device.str());
+      o.Set("initialized", st->initialized.load());
+      return o;
+    });
   }
 
+  // The state getters and setters take the model's mutex, so they wait for a running job (the TypeScript layer
+  // awaits its jobs before reading or writing state).
   Napi::Value GetState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto st = state(env);
-    std::lock_guard<std::mutex> lock(st->mutex);
-    Napi::Object o = Napi::Object::New(env);
-    for (auto& p : st->model->named_parameters(true)) o.Set(p.key(), toJsTensor(env, p.value()));
-    return o;
+    return guarded(env, [&]() -> Napi::Value {
+      std::lock_guard<std::mutex> lock(st->mutex);
+      Napi::Object o = Napi::Object::New(env);
+      for (auto& p : st->model->named_parameters(true)) o.Set(p.key(), toJsTensor(env, p.value()));
+      return o;
+    });
   }
 
   // setState({ name: { data: Float32Array, shape } }): every parameter must be present with its exact shape;
@@ -334,6 +381,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       for (auto& [param, view] : assign) param.copy_(view.tensor());
       st->model->requestInit(false);
       st->model->invalidateFolds();
+      st->initialized = true;
     } catch (const Napi::Error&) {
       throw;
     } catch (...) {
@@ -350,7 +398,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto result = std::make_shared<ScoreResult>();
     try {
       Napi::Object o = optionsArg(info, 1);
-      const ImagesArg in = readImages(info[0], o, st->model->config(), *job);
+      ImagesArg in = readImages(info[0], o, st->model->config(), *job);
       ScoreRequest req;
       for (auto k : getIntArray(o, "ks")) req.ks.push_back(static_cast<int>(k));
       for (auto l : getIntArray(o, "ls")) req.ls.push_back(static_cast<int>(l));
@@ -363,6 +411,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       check(req.chunkRows >= 1, "ERR_HVAE_OPTION", "chunkRows must be >= 1");
       const at::ScalarType precision = parsePrecision(o, st->device);
       auto noise = readNoise(o, job->keep);
+      ownUnlessSync(sync, in.view);
+      ownUnlessSync(sync, noise);
       job->run = [st, in, req, noise, result, precision]() mutable {
         std::lock_guard<std::mutex> lock(st->mutex);
         applyThreads();
@@ -407,7 +457,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto result = std::make_shared<TrainStepResult>();
     try {
       Napi::Object o = optionsArg(info, 1);
-      const ImagesArg in = readImages(info[0], o, st->model->config(), *job);
+      ImagesArg in = readImages(info[0], o, st->model->config(), *job);
       TrainStepOptions opt;
       opt.beta = getDouble(o, "beta", 1.0);
       opt.freeNats = getDouble(o, "freeNats", 0.0);
@@ -421,9 +471,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       opt.skipNonFinite = getBool(o, "skipNonFinite", false);
       opt.precision = parsePrecision(o, st->device);
       auto noise = readNoise(o, job->keep);
+      ownUnlessSync(sync, in.view);
+      ownUnlessSync(sync, noise);
       job->run = [st, in, opt, noise, result]() mutable {
         std::lock_guard<std::mutex> lock(st->mutex);
         applyThreads();
+        checkInitBatch(*st, in.view);
         torch::Tensor x;
         {
           torch::NoGradGuard ng;
@@ -433,6 +486,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
         if (const char* p = std::getenv("HVAE_PROFILE")) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(p));
         *result = trainStep(*st->model, st->adam, x, opt, st->generator);
+        st->initialized = !st->model->initPending();
         onHost(*result);
       };
       job->result = [result](Napi::Env env) -> Napi::Value {
@@ -466,14 +520,17 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto st = state(env);
     auto job = newJob(*st);
     try {
-      const ImagesArg in = readImages(info[0], optionsArg(info, 1), st->model->config(), *job);
+      ImagesArg in = readImages(info[0], optionsArg(info, 1), st->model->config(), *job);
+      check(in.view.shape[0] >= 2, "ERR_HVAE_SHAPE",
+            "initialisation normalises each unit over the batch and needs at least 2 images, got 1");
+      ownUnlessSync(sync, in.view);
       job->run = [st, in]() {
         std::lock_guard<std::mutex> lock(st->mutex);
         applyThreads();
         torch::NoGradGuard ng;
         torch::Tensor x = prepareInput(in.view.tensor().to(st->device), in.transform, in.threshold, st->generator);
         st->model->requestInit(true);
-        InitScope scope;
+        InitScope scope(st->generator);
         GroupSpec g;
         g.postHi = st->model->numLayers();
         EngineOptions e;
@@ -481,6 +538,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         runGroups(*st->model, x, {g}, e);
         st->model->requestInit(false);
         st->model->invalidateFolds();
+        st->initialized = true;
       };
       job->result = [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
     } catch (...) {
@@ -505,6 +563,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       const bool fromPrior = !has(o, "images");
       ImagesArg in;
       if (!fromPrior) in = readImages(o.Get("images"), o, cfg, *job);
+      ownUnlessSync(sync, in.view);
       const int64_t n = getInt(o, "n", 16);
       const int k = static_cast<int>(getInt(o, "k", 0));
       check(n >= 1, "ERR_HVAE_OPTION", "n must be >= 1");
@@ -557,16 +616,18 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto st = state(env);
-    std::lock_guard<std::mutex> lock(st->mutex);
-    Napi::Object o = Napi::Object::New(env);
-    for (auto& [name, s] : st->adam.state()) {
-      Napi::Object e = Napi::Object::New(env);
-      e.Set("step", Napi::Number::New(env, static_cast<double>(s.step)));
-      e.Set("expAvg", toJsTensor(env, s.expAvg));
-      e.Set("expAvgSq", toJsTensor(env, s.expAvgSq));
-      o.Set(name, e);
-    }
-    return o;
+    return guarded(env, [&]() -> Napi::Value {
+      std::lock_guard<std::mutex> lock(st->mutex);
+      Napi::Object o = Napi::Object::New(env);
+      for (auto& [name, s] : st->adam.state()) {
+        Napi::Object e = Napi::Object::New(env);
+        e.Set("step", Napi::Number::New(env, static_cast<double>(s.step)));
+        e.Set("expAvg", toJsTensor(env, s.expAvg));
+        e.Set("expAvgSq", toJsTensor(env, s.expAvgSq));
+        o.Set(name, e);
+      }
+      return o;
+    });
   }
 
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
@@ -583,12 +644,18 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       for (uint32_t i = 0; i < names.Length(); ++i) {
         const std::string n = names.Get(i).As<Napi::String>().Utf8Value();
         check(params.contains(n), "ERR_HVAE_FORMAT", "optimizer state for unknown parameter '" + n + "'");
+        check(given.Get(n).IsObject(), "ERR_HVAE_FORMAT", "optimizer state for '" + n + "' must be an object");
         Napi::Object e = given.Get(n).As<Napi::Object>();
         const torch::Tensor& p = params[n];
         Adam::State s;
         s.step = getInt(e, "step", 0);
+        // A negative count would make the next update's bias correction 1 - beta1^0 = 0: NaN weights.
+        check(s.step >= 0, "ERR_HVAE_FORMAT",
+              "optimizer state for '" + n + "' has step " + std::to_string(s.step) + "; it must be >= 0");
         InputView a = readBatch(e.Get("expAvg"), n + ".expAvg", keep);
         InputView b = readBatch(e.Get("expAvgSq"), n + ".expAvgSq", keep);
+        check(a.dtype == torch::kFloat32 && b.dtype == torch::kFloat32, "ERR_HVAE_FORMAT",
+              "optimizer state for '" + n + "' must be float32");
         check(c10::IntArrayRef(a.shape) == p.sizes() && c10::IntArrayRef(b.shape) == p.sizes(), "ERR_HVAE_FORMAT",
               "optimizer state for '" + n + "' has the wrong shape");
         s.expAvg = a.tensor().to(st->device).clone();
@@ -607,9 +674,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value GetRngState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto st = state(env);
-    std::lock_guard<std::mutex> lock(st->mutex);
-    std::lock_guard<std::mutex> glock(st->generator.mutex());
-    return toUint8Array(env, st->generator.get_state());
+    return guarded(env, [&]() -> Napi::Value {
+      std::lock_guard<std::mutex> lock(st->mutex);
+      std::lock_guard<std::mutex> glock(st->generator.mutex());
+      return toUint8Array(env, st->generator.get_state());
+    });
   }
 
   Napi::Value SetRngState(const Napi::CallbackInfo& info) {
@@ -633,11 +702,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Seed(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto st = state(env);
-    const uint64_t seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
-    std::lock_guard<std::mutex> lock(st->mutex);
-    std::lock_guard<std::mutex> glock(st->generator.mutex());
-    st->generator.set_current_seed(seed);
-    return env.Undefined();
+    return guarded(env, [&]() -> Napi::Value {
+      check(info.Length() >= 1 && info[0].IsNumber(), "ERR_HVAE_OPTION", "seed(n) expects a number");
+      const uint64_t seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+      std::lock_guard<std::mutex> lock(st->mutex);
+      std::lock_guard<std::mutex> glock(st->generator.mutex());
+      st->generator.set_current_seed(seed);
+      return env.Undefined();
+    });
   }
 
   std::shared_ptr<ModelState> state_;

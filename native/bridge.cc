@@ -8,8 +8,13 @@
 namespace hvae {
 
 torch::Tensor InputView::tensor() const {
-  // const_cast: from_blob wants a mutable pointer; nothing writes through it.
+  if (owned.defined()) return owned;
+  // from_blob wants a mutable pointer; nothing writes through it.
   return torch::from_blob(data, shape, torch::TensorOptions().dtype(dtype));
+}
+
+void InputView::own() {
+  if (defined() && !owned.defined()) owned = tensor().clone();
 }
 
 InputView readBatch(const Napi::Value& value, const std::string& what, std::vector<Napi::ObjectReference>& keep) {
@@ -38,7 +43,8 @@ InputView readBatch(const Napi::Value& value, const std::string& what, std::vect
   int64_t n = 1;
   for (auto s : v.shape) {
     check(s > 0, "ERR_HVAE_SHAPE", what + ".shape must have positive entries");
-    n *= s;
+    // A product that wraps around could match the data's length while describing far more memory.
+    check(!__builtin_mul_overflow(n, s, &n), "ERR_HVAE_SHAPE", what + ".shape is too large");
   }
   check(static_cast<size_t>(n) == ta.ElementLength(), "ERR_HVAE_SHAPE",
         what + ".shape does not match the length of " + what + ".data");

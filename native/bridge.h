@@ -1,6 +1,6 @@
-// The tensor bridge, C++ side: JS values to tensors without copying (from_blob over the TypedArray, kept alive
-// for the call), results back as Float32Arrays, and small option readers. Only this file and addon.cc/workers.h
-// include napi.h.
+// The tensor bridge, C++ side: JS values to tensors (from_blob over the TypedArray for sync calls, one copy on the
+// JS thread for async ones, see InputView::own), results back as Float32Arrays, and small option readers. Only
+// this file and addon.cc/workers.h include napi.h.
 #pragma once
 
 #include <napi.h>
@@ -13,14 +13,21 @@
 
 namespace hvae {
 
-// A borrowed view of a JS { data: Uint8Array | Float32Array, shape } batch.
+// A view of a JS { data: Uint8Array | Float32Array, shape } batch: borrowed, or owned after own().
 struct InputView {
   void* data = nullptr;
   torch::ScalarType dtype = torch::kFloat32;
   std::vector<int64_t> shape;
+  torch::Tensor owned;  // set by own(): a copy that no longer depends on the JS memory
   bool defined() const { return data != nullptr; }
-  // The tensor over the JS memory (no copy). Valid while the TypedArray is referenced; never written to.
+  // The tensor over the JS memory (no copy), or the owned copy. A borrowed view is valid while the TypedArray is
+  // referenced and its buffer is not detached; never written to.
   torch::Tensor tensor() const;
+  // Copies the JS memory into a tensor of its own (on the JS thread, before an async job is queued). A reference
+  // keeps a TypedArray from being collected but not its ArrayBuffer from being detached (transfer(),
+  // postMessage with a transfer list), which would free the memory under a running job. The copy is the one copy
+  // in across the boundary: float32 input is otherwise read in place, uint8 input is converted on the job's thread.
+  void own();
 };
 
 // Reads a batch and appends a reference to its TypedArray to `keep`, which the caller holds for the duration of

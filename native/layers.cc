@@ -24,10 +24,19 @@ std::pair<int64_t, int64_t> samePadding(int64_t n, int64_t k, int64_t s) {
 
 namespace {
 thread_local bool tInitActive = false;
+thread_local c10::optional<at::Generator> tInitGenerator;
+}  // namespace
+InitScope::InitScope(c10::optional<at::Generator> generator)
+    : previous_(tInitActive), previousGenerator_(tInitGenerator) {
+  tInitActive = true;
+  tInitGenerator = std::move(generator);
 }
-InitScope::InitScope() : previous_(tInitActive) { tInitActive = true; }
-InitScope::~InitScope() { tInitActive = previous_; }
+InitScope::~InitScope() {
+  tInitActive = previous_;
+  tInitGenerator = previousGenerator_;
+}
 bool InitScope::active() { return tInitActive; }
+c10::optional<at::Generator> InitScope::generator() { return tInitGenerator; }
 
 namespace {
 std::atomic<bool> gChannelsLast{true};
@@ -204,7 +213,10 @@ void WNLayerImpl::dataDependentInit(const Tensor& x) {
   // §2.4: v ~ Kaiming-normal (fan_in, ReLU gain), g = 1, b = 0; y = layer(x) (pre-crop for transposed convs);
   // per output unit m = mean, s2 = unbiased variance; g = 1/sqrt(s2 + 1e-8), b = -m*g.
   torch::NoGradGuard ng;
-  torch::nn::init::kaiming_normal_(weight_v, 0.0, torch::kFanIn, torch::kReLU);
+  // kaiming_normal_(fan_in, relu) with the model's generator: std = sqrt(2 / fan_in), where fan_in is dim 1 times
+  // the kernel area, as torch computes it (also for transposed convs, whose dim 1 is the output channels).
+  const int64_t fanIn = weight_v.size(1) * (weight_v.dim() > 2 ? weight_v[0][0].numel() : 1);
+  weight_v.normal_(0.0, std::sqrt(2.0 / static_cast<double>(fanIn)), InitScope::generator());
   weight_g.fill_(1.0);
   bias.zero_();
   Tensor w = effectiveWeight();

@@ -18,15 +18,19 @@ using torch::Tensor;
 enum class WNKind { Conv, ConvTranspose, Linear };
 
 // Data-dependent initialisation happens only inside an InitScope (the first training step, or an explicit
-// initialize call); scoring an uninitialised model never changes its weights.
+// initialize call); scoring an uninitialised model never changes its weights. The scope carries the model's
+// generator, from which the re-drawn Kaiming weights come, so that a model's initialisation depends on its own
+// seed and stream only (not on the process-wide generator, which other models' construction reseeds).
 class InitScope {
  public:
-  InitScope();
+  explicit InitScope(c10::optional<at::Generator> generator);
   ~InitScope();
   static bool active();
+  static c10::optional<at::Generator> generator();
 
  private:
   bool previous_;
+  c10::optional<at::Generator> previousGenerator_;
 };
 
 // How ConvTranspose2d is evaluated (the result is the same up to float rounding):

@@ -171,6 +171,7 @@ HVAEImpl::HVAEImpl(ModelConfig config) : config_(std::move(config)) {
   const int L = config_.numLayers();
   check(L >= 1, "ERR_HVAE_OPTION", "a model needs at least one stage");
   check(config_.inputShape.size() == 3, "ERR_HVAE_OPTION", "inputShape must be [c, h, w]");
+  for (auto d : config_.inputShape) check(d >= 1, "ERR_HVAE_OPTION", "inputShape entries must be >= 1");
   const SkipMode skip = config_.skipConnections;
 
   // Geometry, bottom-up.
@@ -182,7 +183,9 @@ HVAEImpl::HVAEImpl(ModelConfig config) : config_(std::move(config)) {
           "stage " + std::to_string(i) + ": kernels and strides must be non-empty and equally long");
     StageGeometry& g = geometry_[i];
     g.inRes = res;
+    for (auto k : s.kernels) check(k >= 1, "ERR_HVAE_OPTION", "stage " + std::to_string(i) + ": kernels must be >= 1");
     for (auto st : s.strides) {
+      check(st >= 1, "ERR_HVAE_OPTION", "stage " + std::to_string(i) + ": strides must be >= 1");
       g.encBlockInRes.push_back(res);
       res = (res + st - 1) / st;
     }

@@ -112,7 +112,7 @@ TrainStepResult trainStep(HVAEImpl& m, Adam& adam, const Tensor& x, const TrainS
     // this batch. The reference does it inside the first step's forward; here a separate no-grad pass does it and
     // the step below then runs on the initialised layers (equivalent up to the random draws).
     torch::NoGradGuard ng;
-    InitScope scope;
+    InitScope scope(generator);
     EngineOptions init;
     init.generator = generator;
     runGroups(m, x, {elbo}, init);

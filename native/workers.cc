@@ -165,10 +165,12 @@ bool setCpuDedicatedThread(bool on) { return gCpuDedicatedThread.exchange(on); }
 Napi::Value runSync(Napi::Env env, std::shared_ptr<Job> job) {
   try {
     runWork(*job);
+    return job->result(env);
+  } catch (const Napi::Error&) {
+    throw;
   } catch (...) {
     throw Napi::Error::New(env, describeCurrentException());
   }
-  return job->result(env);
 }
 
 void rethrowAsJs(Napi::Env env) { throw Napi::Error::New(env, describeCurrentException()); }

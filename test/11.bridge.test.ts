@@ -147,6 +147,98 @@ describe('11 tensor bridge and input validation', function () {
     }
   });
 
+  it('the C++ side refuses a shape whose element count wraps around int64 (it would describe memory that is not there)', async function () {
+    const native = model.nativeModel();
+    // (2^60 + 256) * 784 wraps to 256 * 784 = 200704, the length of this array.
+    const shape = [2 ** 60 + 256, 1, 28, 28];
+    await assert.rejects(async () => native.score({ data: new Uint8Array(200704), shape }, {}), /\[ERR_HVAE_SHAPE\].*too large/);
+    const noise = [{ data: new Float32Array(200704), shape: [2 ** 60 + 256, 8, 28, 28] }];
+    await assert.rejects(async () => native.score({ data: new Uint8Array(784), shape: [1, 1, 28, 28] }, { noise }), /\[ERR_HVAE_SHAPE\].*too large/);
+  });
+
+  it('an async call reads its input as it was at the call, even if the buffer is detached and reused before the job runs', async function () {
+    const native = model.nativeModel();
+    const n = 8;
+    const u8 = images(n, 1, 28, 28, 7);
+    const zero = () => [{ data: new Float32Array(n * 8 * 14 * 14), shape: [n, 8, 14, 14] }, { data: new Float32Array(n * 16), shape: [n, 16] }, { data: new Float32Array(n * 8), shape: [n, 8] }];
+    const opts = { ks: [], transform: 'none' };
+    const expected = native.scoreSync({ data: Float32Array.from(u8.data, (v) => v / 255), shape: u8.shape }, { ...opts, noise: zero() });
+    // A long job holds the model, so the next call's job starts only after the buffer below has been moved and
+    // overwritten: a job that read the caller's memory in place would see the zeros.
+    const blocker = native.score(images(16), { importanceSamples: 4 });
+    await new Promise((r) => setTimeout(r, 50));
+    const data = Float32Array.from(u8.data, (v) => v / 255);
+    const noise = zero();
+    const pending = native.score({ data, shape: u8.shape }, { ...opts, noise });
+    const moved = structuredClone(data.buffer, { transfer: [data.buffer] });
+    assert.equal(data.length, 0, 'the caller\'s array is detached');
+    new Float32Array(moved).fill(0);
+    await blocker;
+    const got = await pending;
+    assert.deepEqual(got.elbo, expected.elbo);
+  });
+
+  it('info() (numParameters, initialized) answers at once while a long job runs on the model', async function () {
+    const native = model.nativeModel();
+    const t0 = performance.now();
+    const job = native.score(images(32), { importanceSamples: 4 });
+    await new Promise((r) => setTimeout(r, 50));
+    const t1 = performance.now();
+    const info = native.info();
+    const infoMs = performance.now() - t1;
+    await job;
+    const jobMs = performance.now() - t0;
+    assert.equal(info.initialized, true);
+    assert.equal(info.numParameters, model.numParameters);
+    assert.ok(jobMs > 500, `the job must be long enough to tell (took ${jobMs.toFixed(0)} ms)`);
+    assert.ok(infoMs < jobMs / 4, `info() took ${infoMs.toFixed(0)} ms of a ${jobMs.toFixed(0)} ms job: it waited for the job`);
+  });
+
+  it('the first batch must hold at least 2 images: data-dependent init normalises over the batch', async function () {
+    const m = HVAE.create({ preset: 'fashionmnist', seed: 5 });
+    try {
+      await assert.rejects(m.initialize(images(1)), code('ERR_HVAE_SHAPE'));
+      await assert.rejects(m.trainStep(images(1)), code('ERR_HVAE_SHAPE'));
+      assert.equal(m.initialized, false, 'nothing was initialised');
+      await m.initialize(images(2));
+      assert.equal(m.initialized, true);
+      const r = await m.trainStep(images(1));
+      assert.ok(Number.isFinite(r.lossMean), 'after initialisation one image is a valid batch');
+    } finally {
+      m.dispose();
+    }
+  });
+
+  it('setOptimizerState refuses non-float32 moments and a negative step (the C++ side re-checks)', async function () {
+    const native = model.nativeModel();
+    const p = native.info().parameters[0];
+    const size = p.shape.reduce((a, b) => a * b, 1);
+    const f = () => ({ data: new Float32Array(size), shape: p.shape });
+    assert.throws(() => native.setOptimizerState({ [p.name]: { step: 1, expAvg: { data: new Uint8Array(size), shape: p.shape }, expAvgSq: f() } } as never), /\[ERR_HVAE_FORMAT\].*float32/);
+    assert.throws(() => native.setOptimizerState({ [p.name]: { step: -1, expAvg: f(), expAvgSq: f() } }), /\[ERR_HVAE_FORMAT\].*step -1/);
+    assert.throws(() => native.setOptimizerState({ [p.name]: 3 } as never), /\[ERR_HVAE_FORMAT\]/);
+    native.setOptimizerState({ [p.name]: { step: 0, expAvg: f(), expAvgSq: f() } });
+    native.setOptimizerState({});
+  });
+
+  it("a model's initialisation depends on its own seed only, not on models built in between", async function () {
+    const batch = images(8, 1, 28, 28, 11);
+    const a = HVAE.create({ preset: 'fashionmnist', seed: 21 });
+    const b = HVAE.create({ preset: 'fashionmnist', seed: 22 }); // reseeds the global generator between a's build and init
+    const c = HVAE.create({ preset: 'fashionmnist', seed: 21 });
+    try {
+      await a.initialize(batch);
+      await c.initialize(batch);
+      const sa = a.getState();
+      const sc = c.getState();
+      for (const name of Object.keys(sa)) assert.deepEqual(sa[name].data, sc[name].data, name);
+    } finally {
+      a.dispose();
+      b.dispose();
+      c.dispose();
+    }
+  });
+
   it('a disposed model is ERR_HVAE_DISPOSED', async function () {
     const m = HVAE.create();
     m.dispose();

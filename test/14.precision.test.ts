@@ -120,11 +120,22 @@ describe('14 precision', function () {
       assert.deepEqual(f.map((e) => e.precision), ['float32', 'float32']);
       assert.deepEqual(b.map((e) => e.precision), ['bfloat16', 'bfloat16']);
       const vf = f[1].validationElbo!, vb = b[1].validationElbo!;
-      // Both learn, and end close together. Early training amplifies any rounding difference into a different
-      // trajectory, so the bound is loose: a first measurement gave -1935.5 (bfloat16) against -1986.7 nats.
-      assert.ok(vf > f[0].validationElbo! && vb > b[0].validationElbo!, 'the second epoch did not improve the validation ELBO');
+      // Both learn: each at least halves the negative ELBO of the same model untrained (initialised on a batch of
+      // this data; measured -7091 nats against about -2000 after the two epochs).
+      // Epoch to epoch the validation ELBO need not rise this early (beta grows each epoch of the warm-up), so that
+      // is not what is checked.
+      const untrained = HVAE.create({ preset: 'fashionmnist', channels: 16, seed: 5 });
+      const first = await data.read(Array.from({ length: 50 }, (_, i) => i));
+      await untrained.initialize(first.images);
+      const u = await untrained.scores(first.images, { k: [] });
+      untrained.dispose();
+      const vu = u.elbo.reduce((a, v) => a + v, 0) / u.size;
+      assert.ok(vf > vu / 2 && vb > vu / 2, `validation ELBO after 2 epochs: float32 ${vf}, bfloat16 ${vb}; untrained ${vu}`);
+      // And they end close together. Early training amplifies any rounding difference into a different
+      // trajectory, so the bound is loose: measurements gave -1935.5 (bfloat16) against -1986.7 nats, and
+      // -1955.9 against -2009.4 after the initialisation came to draw from the model's own generator.
       assert.ok(Math.abs(vb - vf) <= 0.05 * Math.abs(vf), `validation ELBO after 2 epochs: bfloat16 ${vb}, float32 ${vf}`);
-      this.test!.title += ` (float32 ${vf.toFixed(1)}, bfloat16 ${vb.toFixed(1)} nats)`;
+      this.test!.title += ` (float32 ${vf.toFixed(1)}, bfloat16 ${vb.toFixed(1)}, untrained ${vu.toFixed(0)} nats)`;
     });
   });
 });

@@ -17,7 +17,7 @@ export type InputTransform =
   | 'auto'
   /** Use float input as is. */
   | 'none'
-  /** v / 255. */
+  /** uint8 input: v / 255; float input is used as is (it is taken to be scaled already). */
   | 'scale'
   /** Bernoulli(v / 255), a fresh draw every call (dynamic binarization, ALGORITHM.md §1.2). */
   | 'binarize'
@@ -30,7 +30,12 @@ export type InputTransform =
 export interface CreateOptions extends ConfigInput {
   /** Compute device. Default `'cpu'`. `'cuda'` on a machine without CUDA throws `ERR_HVAE_DEVICE`. */
   device?: Device;
-  /** Seed of the initial weights and of the model's random stream (sampling, binarization). Default 0. */
+  /**
+   * Seed of the initial weights and of the model's random stream (sampling, binarization, the data-dependent
+   * initialisation). Default 0. A CPU model has a stream of its own. CUDA models share their device's default
+   * generator, so seeding one CUDA model (here or with {@link HVAE.seed}) also moves the stream of other CUDA models on
+   * that device.
+   */
   seed?: number;
 }
 
@@ -58,7 +63,12 @@ export interface ScoreOptions {
   transform?: InputTransform;
   /** Threshold of the `'threshold'` transform. Default 0.5. */
   threshold?: number;
-  /** Memory budget: rows of the stacked (samples x bounds x images) batch per chunk. Default 96 on CPU (measured fastest: 52 vs 50 images/s at 512, and a third of the memory), 8192 on CUDA. */
+  /**
+   * Memory budget: rows of the stacked (samples x bounds x images) batch per chunk. Default 96 on CPU (measured
+   * fastest: 52 vs 50 images/s at 512, and a third of the memory), 8192 on CUDA. A chunk always holds all the
+   * importance samples of at least one image, so with `importanceSamples` above `chunkRows` the chunk is one image's
+   * samples (1,000 rows at S = 1000): the budget cannot go below that.
+   */
   chunkRows?: number;
   /** Return the S single-sample ELBOs as well. Default false. */
   returnElboSamples?: boolean;
