@@ -479,7 +479,10 @@ export class HVAE {
     this.nativeModel().seed(seed);
   }
 
-  /** Data-dependent initialisation (§2.4) on a batch, without training. */
+  /**
+   * Data-dependent initialisation (§2.4) on a batch, without training. The batch needs at least 2 images (each unit
+   * is normalised over it), else `ERR_HVAE_SHAPE`; the draws come from the model's own seeded stream.
+   */
   async initialize(images: ImageBatch, options: { transform?: InputTransform } = {}): Promise<void> {
     const batch = validateImageBatch(images, this.config.inputShape);
     try { await this.nativeModel().initialize(batch, options); } catch (e) { throw fromNative(e); }
@@ -636,7 +639,10 @@ export class HVAE {
     return [batch, o];
   }
 
-  /** One training step on a batch (forward, loss, backward, Adam), entirely in C++. */
+  /**
+   * One training step on a batch (forward, loss, backward, Adam), entirely in C++. The first step of an
+   * uninitialised model initialises it on this batch, which then needs at least 2 images (`ERR_HVAE_SHAPE`).
+   */
   async trainStep(images: ImageBatch, options: TrainStepOptions = {}): Promise<TrainStepResult> {
     const [batch, o] = this.trainArgs(images, options);
     try {
