@@ -156,6 +156,13 @@ describe('10 loader and runtime facts', function () {
     assert.match(e.message, /pip install torch==2\.99\.0/);
   });
 
+  it("npm's install hook reads HVAE_FORCE_BUILD=0 as off: it picks an addon that loads instead of building", function () {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'install.js'), '--check'],
+      { cwd: ROOT, env: { ...process.env, HVAE_FORCE_BUILD: '0', HVAE_SKIP_BUILD: 'false' }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /using the prebuilt addon|the addon in build\/Release loads/);
+  });
+
   it('candidate order: system prebuild, local build, relocatable ones; a CUDA one first where a GPU driver is', function () {
     const { candidateOrder } = require('../lib/native.js') as typeof import('../lib/native.js');
     const sys = { file: 'sys-1.13.cpu.node', libtorch: '1.13.0', flavour: 'cpu', libtorchPath: '/usr/lib/x86_64-linux-gnu', sourceHash: 'h' };
@@ -171,5 +178,10 @@ describe('10 loader and runtime facts', function () {
     assert.deepEqual(files(true), ['rel-2.14.1.cuda.node', 'sys-1.13.cpu.node', 'build.node', 'rel-2.13.0.cpu.node', 'rel-2.14.1.cuda.old.node']);
     // A GPU, but the CUDA prebuild's PyTorch is not installed: the usual order.
     assert.deepEqual(candidateOrder({ ...base, gpu: true, findTorch: () => [] }).map((c) => c.file)[0], 'sys-1.13.cpu.node');
+    // A local build stamped with these sources (npm rebuild, HVAE_FORCE_BUILD=1) goes first, once, with or without a GPU.
+    for (const gpu of [false, true]) {
+      const order = candidateOrder({ ...base, gpu, localFresh: true, findTorch: () => wheel }).map((c) => c.file);
+      assert.deepEqual(order, ['build.node', ...files(gpu).filter((f) => f !== 'build.node')]);
+    }
   });
 });

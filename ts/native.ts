@@ -1,5 +1,6 @@
 /**
- * Loading the native addon. Order: `HVAE_NATIVE_PATH` (an explicit .node file), then a prebuild under
+ * Loading the native addon. Order: `HVAE_NATIVE_PATH` (an explicit .node file), then a local build stamped with the
+ * current sources (`npm rebuild`, `HVAE_FORCE_BUILD=1`, `npm run build:native`), then a prebuild under
  * `prebuilds/<platform>-<arch>/` whose recorded LibTorch is present on this machine, then `build/Release` (a local
  * build), then a relocatable prebuild (one built against a PyTorch wheel or a LibTorch archive) whose LibTorch
  * version and flavour match the PyTorch or `LIBTORCH` found here, then any other prebuild; where an NVIDIA driver
@@ -332,6 +333,8 @@ export function nativePath(): string | undefined {
 
 /**
  * The order in which the loader tries addon files (exported for tests):
+ *  0. the local build, when it was stamped with these sources (`localFresh`, see scripts/stamp-build.js): compiled
+ *     here, on purpose, against the LibTorch the build found, so it goes ahead of every prebuild;
  *  1. with an NVIDIA driver present (`gpu`), CUDA relocatable prebuilds whose PyTorch is installed (a machine with
  *     Debian's CPU libtorch-dev and a CUDA PyTorch wants the GPU);
  *  2. prebuilds for a system LibTorch that is present, built from these sources (`sourceHash`);
@@ -341,7 +344,9 @@ export function nativePath(): string | undefined {
  */
 export function candidateOrder(o: {
   prebuilds: PrebuildInfo[]; present: Set<string>; sourceHash?: string; gpu: boolean; findTorch: () => FoundTorch[]; localBuild: string;
+  localFresh?: boolean;
 }): { file: string; prebuild?: PrebuildInfo }[] {
+  if (o.localFresh) return [{ file: o.localBuild }, ...candidateOrder({ ...o, localFresh: false }).filter((c) => c.file !== o.localBuild)];
   const fresh = (p: PrebuildInfo): boolean => !o.sourceHash || !p.sourceHash || p.sourceHash === o.sourceHash;
   const matching = o.prebuilds.filter((p) => !p.relocatable && p.libtorchPath && o.present.has(p.libtorchPath) && fresh(p));
   const relocatable = o.prebuilds.filter((p) => p.relocatable && fresh(p));
@@ -374,9 +379,14 @@ export function loadNative(): NativeAddon {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       current = (require(path.join(PACKAGE_ROOT, 'scripts', 'source-hash.js')) as { sourceHash: (r: string) => string }).sourceHash(PACKAGE_ROOT);
     } catch { /* sources not shipped: any matching prebuild */ }
+    const localBuild = path.join(PACKAGE_ROOT, 'build', 'Release', 'hvae_native.node');
+    let localFresh = false;
+    try {
+      localFresh = current !== undefined && fs.existsSync(localBuild)
+        && (JSON.parse(fs.readFileSync(`${localBuild}.json`, 'utf8')) as { sourceHash?: string }).sourceHash === current;
+    } catch { /* no stamp: the local build keeps its place after the matching prebuilds */ }
     const order = candidateOrder({
-      prebuilds, present, sourceHash: current, gpu: fs.existsSync('/proc/driver/nvidia/version'),
-      findTorch, localBuild: path.join(PACKAGE_ROOT, 'build', 'Release', 'hvae_native.node'),
+      prebuilds, present, sourceHash: current, gpu: fs.existsSync('/proc/driver/nvidia/version'), findTorch, localBuild, localFresh,
     });
     candidates.push(...order);
   }
