@@ -8,7 +8,7 @@
 // --run until one more epoch has completed (its 55,000 training images plus the 5,000 validation images scored),
 // then is stopped with SIGINT, which finishes the step in flight and saves (resume continues exactly). Use
 // --fresh to train a fresh model for one epoch in a temporary folder instead.
-//   node bench/epoch.js [--run models/training] [--fresh] [--threads 2] [--repeats 5]
+//   node bench/epoch.js [--run models/training] [--fresh] [--threads 2] [--repeats 5] [--precision float32|bfloat16]
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -24,13 +24,17 @@ const repeats = opt('repeats', '5');
 const PY = process.env.HVAE_PYTHON || '/usr/bin/python3';
 const metricsFile = path.join(run, 'metrics.jsonl');
 
+// The run's arithmetic continues as it was (the bundled model's run is bfloat16 since epoch 28): the precision of its
+// last epoch, unless --precision says otherwise; float32 for a fresh run.
+let precision = opt('precision', undefined);
 const epochLines = () => (fs.existsSync(metricsFile) ? fs.readFileSync(metricsFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((e) => e.event === 'epoch') : []);
 
 async function oneEpoch() {
   const before = epochLines().length;
+  if (precision === undefined) precision = epochLines().at(-1)?.precision ?? 'float32';
   const t0 = Date.now();
   const child = spawn(process.execPath, [path.join(ROOT, 'lib', 'cli.js'), 'train', '--data', 'FashionMNIST:train', '--out', run, '--epochs', '1000',
-    '--images-every', '10', '--resume', '--quiet'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, HVAE_NUM_THREADS: threads } });
+    '--images-every', '10', '--resume', '--quiet', '--precision', precision], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, HVAE_NUM_THREADS: threads } });
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   let epoch;
   for (;;) {

@@ -9,6 +9,7 @@
 // Ours: Benchmark.js (deferred) for (a), (b), (d); a plain timed harness for (c). Median of >= 5 runs after warm-up.
 //
 //   node bench/run.js [--device cpu|cuda] [--threads N] [--only a,b,c,d] [--quick] [--out results.json] [--md bench/RESULTS.md] [--ref-blas openblas|system] [--no-bf16]
+//   node bench/run.js --from-json results.json [--md bench/RESULTS.md]   (the table of a saved run; measures nothing)
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -112,7 +113,10 @@ async function scoring(preset, S, batch, rows) {
     ? await bench(`hvae-native ${preset} S=${S} bfloat16`, () => model.scores(images, { k: ks, importanceSamples: S, precision: 'bfloat16' }))
     : undefined;
   model.dispose();
-  const common = ['--preset', preset, '--task', 'score', '--batch', String(batch), '--samples', String(S), '--ks', '0,1,2', '--weights', weights, '--repeats', String(REPEATS), '--warmup', '1'];
+  // The optimised flavour chunks its stacked batch to a memory budget (1 GiB by default, which on CPU never splits
+  // these batches); on a GPU it gets 16 GiB, so that it runs the whole batch at once as ours and the recipe do.
+  const common = ['--preset', preset, '--task', 'score', '--batch', String(batch), '--samples', String(S), '--ks', '0,1,2', '--weights', weights, '--repeats', String(REPEATS), '--warmup', '1',
+    ...(device !== 'cpu' ? ['--mem-budget-mb', '16384'] : [])];
   const official = py([...common, '--flavour', 'official']);
   const optimized = py([...common, '--flavour', 'optimized']);
   const f = scoringFlops(hv.resolveConfig({ preset }), S, ks);
@@ -127,8 +131,8 @@ async function scoring(preset, S, batch, rows) {
   log(JSON.stringify(r));
   if (bf16) {
     // Reduced precision: ours with precision 'bfloat16' against the same float32 official recipe, and against the
-    // optimised reference under torch.autocast(bfloat16) (its reduced-precision counterpart; far less accurate,
-    // see bench/precision.js). No % of conv rate: the probe measures float32 convolutions.
+    // optimised reference under torch.autocast(bfloat16) (its reduced-precision counterpart; its error is of the
+    // same order as ours, bench/precision.js and bench/RESULTS.md). No % of conv rate: the probe measures float32 convolutions.
     const optimizedBf16 = py([...common, '--flavour', 'optimized', '--precision', 'bfloat16']);
     const rb = {
       task: r.task, preset, S, batch, precision: 'bfloat16',
@@ -237,7 +241,26 @@ function markdown(res) {
   return lines.join('\n');
 }
 
+function writeMarkdown(md) {
+  const mdFile = opt('md');
+  if (!mdFile) return;
+  // Hand-written sections below the marker (other runs, analysis) are kept; the table above it is replaced.
+  const MARK = '<!-- everything below is kept by bench/run.js -->';
+  const old = fs.existsSync(mdFile) ? fs.readFileSync(mdFile, 'utf8') : '';
+  const kept = old.includes(MARK) ? old.slice(old.indexOf(MARK)) : '';
+  fs.writeFileSync(mdFile, `# Benchmark results\n\n${md}\n${kept ? `\n${kept}` : ''}`);
+}
+
 (async () => {
+  const fromJson = opt('from-json');
+  if (fromJson) {
+    // The table of a saved run (--out), complete or cut short by a time box (the GPU machine's): nothing is measured.
+    const md = markdown(JSON.parse(fs.readFileSync(fromJson, 'utf8')));
+    console.log(md);
+    writeMarkdown(md);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    return;
+  }
   const res = { machine: machine(), command: `node bench/run.js ${args.join(' ')}`.trim(), rows: [] };
   log(JSON.stringify(res.machine));
   const out = opt('out');
@@ -267,13 +290,6 @@ function markdown(res) {
   const md = markdown(res);
   console.log(md);
   save();
-  const mdFile = opt('md');
-  if (mdFile) {
-    // Hand-written sections below the marker (other runs, analysis) are kept; the table above it is replaced.
-    const MARK = '<!-- everything below is kept by bench/run.js -->';
-    const old = fs.existsSync(mdFile) ? fs.readFileSync(mdFile, 'utf8') : '';
-    const kept = old.includes(MARK) ? old.slice(old.indexOf(MARK)) : '';
-    fs.writeFileSync(mdFile, `# Benchmark results\n\n${md}\n${kept ? `\n${kept}` : ''}`);
-  }
+  writeMarkdown(md);
   fs.rmSync(tmp, { recursive: true, force: true });
 })().catch((e) => { console.error(e); process.exit(1); });

@@ -5,7 +5,8 @@
 # train.sh runs on the machine that run.sh has just set up, kept warm by calling at once (bench/GPU.md). To fit in
 # 64 MiB the bundled model (10 MiB, not read by training) must be untracked for the call:
 #   git rm -q --cached models/fashionmnist.safetensors && echo models/fashionmnist.safetensors >> .git/info/exclude
-#   ... run(carry: [".gpu-train"], command: "bash bench/gpu/train.sh 420", timeout_s: 520) ...
+#   ... run(carry: [".gpu-train"], command: "bash bench/gpu/train.sh SECONDS", timeout_s: SECONDS + 100) ...
+#   SECONDS = status.budget_left_s - 150, at most 420 (bench/GPU.md, "How to run")
 #   git reset -q -- models/fashionmnist.safetensors && sed -i '\#^models/fashionmnist.safetensors$#d' .git/info/exclude
 set -euo pipefail
 cd "$(dirname "$0")/../.."

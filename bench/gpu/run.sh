@@ -2,8 +2,10 @@
 # On the GPU machine (one call of the device tool): unpack what pack.sh prepared, build the addon against
 # PyTorch's LibTorch with CUDA, run the CUDA tests, the GPU benchmark table and the device-memory run.
 # Everything is written under $OUT (or ./gpu-out) as it happens, so a call cut off by its time limit still brings
-# back what it measured: run.log (all output), build.log, tests.txt, results-gpu.json (rewritten after every row),
-# bench.log, memory.json, and the built addon as a prebuild (prebuild.node + prebuild.json) to commit here.
+# back what it measured: run.log (all output, the benchmark's and the memory run's logs included), build.log,
+# tests.txt, versions.json, results-gpu.json (rewritten after every row), memory.json, and the built addon as a
+# prebuild (prebuild.node + prebuild.json) to commit here. That is 8 files, the most the device tool brings back:
+# anything more must go into run.log.
 # Safe to run on a CPU machine too (the CUDA tests then skip, saying why; HVAE_GPU_BENCH_S=0 skips the benchmark).
 #
 # Time boxes (seconds; each step is killed at its box, the rest still runs):
@@ -80,15 +82,14 @@ echo "tests rc $?"
 grep -E 'passing|failing|pending|✔|[0-9]+\) ' "$OUT/tests.txt" | head -80
 if [ "${HVAE_GPU_BENCH_S:-300}" != 0 ]; then
   echo "== benchmarks (time box ${HVAE_GPU_BENCH_S:-300} s)"
-  timeout "${HVAE_GPU_BENCH_S:-300}" node bench/run.js --device cuda --only "${HVAE_GPU_BENCH_ONLY:-a,b}" --out "$OUT/results-gpu.json" > "$OUT/bench.log" 2>&1
+  timeout "${HVAE_GPU_BENCH_S:-300}" node bench/run.js --device cuda --only "${HVAE_GPU_BENCH_ONLY:-a,b}" --out "$OUT/results-gpu.json" 2>&1
   echo "bench rc $?"
-  cat "$OUT/bench.log"
 fi
 if [ "${HVAE_GPU_MEMORY_S:-120}" != 0 ]; then
   echo "== memory: ${HVAE_GPU_MEMORY_IMAGES:-1000000} images on CUDA (time box ${HVAE_GPU_MEMORY_S:-120} s)"
   timeout "${HVAE_GPU_MEMORY_S:-120}" node bench/memory.js --device cuda --images "${HVAE_GPU_MEMORY_IMAGES:-1000000}" --batch 2000 \
-    > "$OUT/memory.json" 2> "$OUT/memory.log"
+    > "$OUT/memory.json" 2> /tmp/hvae-memory.log
   echo "memory rc $?"
-  tail -3 "$OUT/memory.log"; cut -c1-400 "$OUT/memory.json"
+  tail -3 /tmp/hvae-memory.log; cut -c1-400 "$OUT/memory.json"
 fi
 echo "== done"; date

@@ -18,4 +18,6 @@ for (const e of epochs) {
   console.log(`| ${e.epoch} | ${e.beta.toFixed(3)} | ${e.freeNats.toFixed(3)} | ${e.loss.toFixed(1)} | ${e.elbo.toFixed(1)} | ${e.validationElbo?.toFixed(2) ?? '-'}${e.best ? ' (best)' : ''} | ${e.validationBitsPerDim?.toFixed(4) ?? '-'} | ${e.precision ?? 'float32'} | ${e.imagesPerSecond.toFixed(1)} | ${(e.seconds / 60).toFixed(1)} |`);
 }
 console.log('');
-console.log(`${epochs.length} epochs, ${hours.toFixed(2)} hours of training; best validation ELBO ${best.validationElbo.toFixed(2)} nats (${best.validationBitsPerDim.toFixed(4)} bits/dim) at epoch ${best.epoch}.`);
+// Hours of training: the sum of the epochs' training-step time (`seconds` in metrics.jsonl; validation, checkpoint
+// saves and pauses between sessions are not counted).
+console.log(`${epochs.length} epochs, ${hours.toFixed(2)} hours of training; ${best ? `best validation ELBO ${best.validationElbo.toFixed(2)} nats (${best.validationBitsPerDim.toFixed(4)} bits/dim) at epoch ${best.epoch}` : 'no validation ELBO recorded'}.`);

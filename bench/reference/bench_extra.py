@@ -129,6 +129,11 @@ def main() -> None:
     ap.add_argument('--json', action='store_true')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.device != 'cpu':
+        # float32 convolutions, as both benchmarked sides run them (PyTorch's cuDNN default allows TF32, which would
+        # overstate the rate the "% of conv rate" column divides by).
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     if a.task == 'convrate':
         res = {'task': 'convrate', 'device': a.device, 'threads': a.threads, 'gflops': conv_rate(a.device)}
     elif a.task == 'precision-error':

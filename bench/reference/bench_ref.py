@@ -91,7 +91,9 @@ def main() -> None:
     args = ap.parse_args()
 
     if args.blas == 'auto':
-        H.reexec_with_openblas(num_threads=1)   # BLAS only runs the small dense layers
+        # OpenBLAS with the benchmark's thread count: it runs the dense layers and, in the official recipe, the
+        # transposed convolutions (im2col + sgemm on CPU). bench/run.js sets OPENBLAS_NUM_THREADS the same way.
+        H.reexec_with_openblas(num_threads=args.threads)
     torch.set_num_threads(args.threads)
     if args.config:
         with open(args.config) as f:

@@ -149,6 +149,14 @@ def fetch_openblas() -> str:
     return os.path.join(OPENBLAS_CACHE, _OPENBLAS_SUBDIR)
 
 
+def randn_f32(t: torch.Tensor) -> torch.Tensor:
+    """Standard normal noise shaped like `t` (same memory format), always drawn in float32 and then cast to t's dtype.
+    torch.randn_like on a bfloat16 tensor (under torch.autocast) fills it with a different algorithm, so the same seed
+    would give unrelated draws and a float32-vs-autocast comparison would measure sampling noise, not precision."""
+    e = torch.randn_like(t, dtype=torch.float32)
+    return e if t.dtype == torch.float32 else e.to(t.dtype)
+
+
 def reexec_with_openblas(coretype: Optional[str] = None, num_threads: Optional[int] = None) -> None:
     """Re-executes the current script with OpenBLAS first on LD_LIBRARY_PATH (and OPENBLAS_CORETYPE /
     OPENBLAS_NUM_THREADS if given and not already set), unless it already runs that way or no OpenBLAS is available.
@@ -812,7 +820,7 @@ class HVAE(nn.Module):
             if use_mode[i]:
                 z = mu
             else:
-                e = eps[i] if eps is not None and eps[i] is not None else torch.randn_like(mu)
+                e = eps[i] if eps is not None and eps[i] is not None else randn_f32(mu)
                 z = mu + e * sig                       # Normal(mu, sigma).rsample() = loc + eps * scale
             q_mu.append(mu), q_sig.append(sig), z_q.append(z)
             if i < n - 1 or dead_projection:
@@ -833,7 +841,7 @@ class HVAE(nn.Module):
                 pm, ps = st.stochastic.p_params(d)
             p_mu[i], p_sig[i] = pm, ps
             if decode_from_p[i]:
-                z = pm if use_mode[i] else pm + torch.randn_like(pm) * ps
+                z = pm if use_mode[i] else pm + randn_f32(pm) * ps
             else:
                 z = z_q[i]
                 # one-sample MC KL at the posterior sample (§3.1)
@@ -992,7 +1000,7 @@ def _stacked_pass(model: HVAE, x: torch.Tensor, groups: List[Group], eps_fn: Opt
             else:
                 e = eps_fn(grp.role, grp.idx, l, lo, lo + b) if eps_fn is not None else None
                 if e is None:
-                    e = torch.randn_like(mu[sl])
+                    e = randn_f32(mu[sl])
                 zq[g][l] = mu[sl] + e * sig[sl]                    # z = mu + sigma * eps
             if paper_aux:
                 h_src[g] = h[sl]
