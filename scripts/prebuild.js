@@ -36,6 +36,12 @@ const meta = { libtorch: v.libtorch, flavour: v.flavour, libtorchPath: v.libtorc
 // recorded LibTorch or sources) rather than a new binary described by the old one's metadata.
 fs.rmSync(`${dest}.json`, { force: true });
 fs.copyFileSync(built, `${dest}.tmp`);
+// A relocatable prebuild keeps no library search path: the loader loads its LibTorch first, by absolute path, and a
+// path of the build machine's (often under /tmp) must not decide what it loads elsewhere (scripts/elf-runpath.js).
+if (relocatable) {
+  const removed = require('./elf-runpath.js').removeRunpaths(`${dest}.tmp`);
+  if (removed.length) process.stdout.write(`prebuild: removed the search path ${removed.join(', ')}\n`);
+}
 fs.renameSync(`${dest}.tmp`, dest);
 fs.writeFileSync(`${dest}.json.tmp`, `${JSON.stringify(meta, null, 2)}\n`);
 fs.renameSync(`${dest}.json.tmp`, `${dest}.json`);

@@ -156,6 +156,37 @@ describe('10 loader and runtime facts', function () {
     assert.match(e.message, /pip install torch==2\.99\.0/);
   });
 
+  it('relocatable prebuilds keep no library search path (RUNPATH), and removing one leaves a loadable addon', function () {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const elf = require(path.join(ROOT, 'scripts', 'elf-runpath.js')) as {
+      readRunpaths: (f: string) => { tag: string; value: string }[]; removeRunpaths: (f: string) => string[];
+    };
+    const { listPrebuilds } = require('../lib/native.js') as typeof import('../lib/native.js');
+    for (const p of listPrebuilds().filter((q) => q.relocatable)) assert.deepEqual(elf.readRunpaths(p.file), [], p.file);
+    // On a copy of the addon loaded now (built with a RUNPATH unless it is such a prebuild).
+    const loaded = hv.versions.addon;
+    const copy = path.join(tmpDir(), 'addon-copy.node');
+    fs.copyFileSync(loaded, copy);
+    const before = elf.readRunpaths(copy);
+    assert.deepEqual(elf.removeRunpaths(copy), before.map((r) => r.value));
+    assert.deepEqual(elf.readRunpaths(copy), []);
+    assert.throws(() => elf.readRunpaths(path.join(ROOT, 'package.json')), /not an ELF file/);
+    const readelf = spawnSync('readelf', ['-d', copy], { encoding: 'utf8' });
+    if (readelf.status === 0) {
+      // Every other entry of the dynamic array survives, in order (readelf absent: the load below still checks).
+      const entries = (f: string): string[] => spawnSync('readelf', ['-d', f], { encoding: 'utf8' }).stdout.split('\n')
+        .filter((l) => /^ *0x[0-9a-f]+ \(/.test(l) && !/\((RUNPATH|RPATH|NULL)\)/.test(l)).map((l) => l.trim());
+      assert.deepEqual(entries(copy), entries(loaded));
+      assert.doesNotMatch(readelf.stdout, /RUNPATH|RPATH/);
+    }
+    // A LibTorch on the system search path needs no RUNPATH: the stripped copy loads from a fresh process.
+    if (hv.versions.libtorchPath.startsWith('/usr/lib')) {
+      const r = nodeEval("console.log(require('hvae-native').versions.libtorch)", { HVAE_NATIVE_PATH: copy });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), hv.versions.libtorch);
+    }
+  });
+
   it("npm's install hook reads HVAE_FORCE_BUILD=0 as off: it picks an addon that loads instead of building", function () {
     const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'install.js'), '--check'],
       { cwd: ROOT, env: { ...process.env, HVAE_FORCE_BUILD: '0', HVAE_SKIP_BUILD: 'false' }, encoding: 'utf8' });
