@@ -85,6 +85,7 @@ build() {
     echo "libtorch2 [$leg]: build FAILED (log: $log)"
     return 1
   fi
+  node scripts/stamp-build.js 2>>"$log" || return 1   # compiled from these sources (scripts/prebuild.js checks)
   grep -E 'hvae-native:|warning:' "$log" | sed "s/^/libtorch2 [$leg]: /"
   echo "libtorch2 [$leg]: built in $(( $(date +%s) - start )) s"
 }

@@ -53,7 +53,7 @@ if node scripts/install.js --check; then
 else
   echo "== build (LibTorch from Python's torch)"
   t0=$(date +%s)
-  node node_modules/cmake-js/bin/cmake-js compile > "$OUT/build.log" 2>&1
+  node node_modules/cmake-js/bin/cmake-js compile > "$OUT/build.log" 2>&1 && node scripts/stamp-build.js >> "$OUT/build.log" 2>&1
   build_rc=$?
   grep -E 'hvae-native:|warning:|error' "$OUT/build.log" | head -40; tail -5 "$OUT/build.log"
   echo "build rc $build_rc, seconds: $(( $(date +%s) - t0 ))"
