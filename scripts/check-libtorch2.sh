@@ -42,9 +42,11 @@ find_wheel() {
       if [ "$kind" = cpu ] && ! is_cuda_wheel "$w"; then echo "$w"; return; fi
     done
   done
-  # pip's choice: on most indexes a CUDA wheel (the PyPI default), so it serves the CUDA leg.
+  # pip's choice: on most indexes a CUDA wheel (the PyPI default), so it serves the CUDA leg. Pinned to the version
+  # of the committed CUDA prebuild (HVAE_TORCH_CUDA_VERSION), so that a new PyTorch release cannot change what CI
+  # builds against, and no newest multi-GB wheel is fetched on every clean run.
   if [ "$kind" = cuda ]; then
-    timeout 600 pip download --quiet --no-deps --only-binary=:all: -d "$work/wheels" 'torch>=2,<3' >/dev/null 2>&1 || true
+    timeout 600 pip download --quiet --no-deps --only-binary=:all: -d "$work/wheels" "torch==${HVAE_TORCH_CUDA_VERSION:-2.14.1}" >/dev/null 2>&1 || true
     for w in "$work"/wheels/torch-2.*.whl; do
       [ -f "$w" ] && is_cuda_wheel "$w" && { echo "$w"; return; }
     done

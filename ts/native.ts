@@ -416,7 +416,11 @@ export function loadNative(): NativeAddon {
     }
   }
   const libs = detectLibtorch();
-  const lastFailure = tried.find((t) => !t.endsWith('not found')) ?? tried[tried.length - 1] ?? '';
+  // The failure to explain: the first real one (not a missing file), a CUDA prebuild's where an NVIDIA driver is
+  // present (a GPU user wants the CUDA fix, not the CPU prebuild's).
+  const real = tried.filter((t) => !t.endsWith('not found'));
+  const gpu = fs.existsSync('/proc/driver/nvidia/version');
+  const lastFailure = (gpu ? real.find((t) => /\.cuda\.node: /.test(t)) : undefined) ?? real[0] ?? tried[tried.length - 1] ?? '';
   const { cause, fix } = diagnoseLoadFailure(lastFailure);
   const message = [
     'hvae-native: the native addon could not be loaded.',
