@@ -184,21 +184,17 @@ async function training(preset, batch, rows) {
 
 async function endToEnd(rows) {
   // (c) MNIST test from its IDX .gz file: read, decode, score (k = 0, 1, 2, S = 1), write one JSON line per image.
+  // Both sides alike: the same images, batch and threads; the model loaded before the clock; one warm-up pass, then
+  // REPEATS timed passes in one process; images/s from the median pass.
   const n = device === 'cpu' ? (quick ? 500 : 2000) : 10000;
+  const batch = device === 'cpu' ? 250 : 2000;
+  const repeats = quick ? 2 : REPEATS;
   const weights = weightsFor('fashionmnist');
-  const out = path.join(tmp, 'scores.jsonl');
-  const run = (side) => spawnSync(process.execPath, [path.join(__dirname, 'e2e.js'), side, weights, String(n), out, device, String(threads)], { encoding: 'utf8' });
-  const times = [];
-  let rss = 0;
-  for (let i = 0; i < (quick ? 2 : 3); i++) {
-    const r = run('ours');
-    if (r.status !== 0) throw new Error(r.stderr);
-    const j = JSON.parse(r.stdout.trim().split('\n').pop());
-    times.push(j.seconds);
-    rss = Math.max(rss, j.maxRssMB);
-  }
-  const ref = py(['--task', 'e2e', '--weights', weights, '--input', path.join(SHARED, 'data', 'mnist', 't10k-images-idx3-ubyte.gz'), '--limit', String(n), '--output', path.join(tmp, 'ref.jsonl'), '--repeats', quick ? '2' : '3'], 'bench_extra.py');
-  const r = { task: '(c) end to end: MNIST test IDX.gz -> scores.jsonl', preset: 'fashionmnist', images: n, oursImagesPerS: n / median(times), oursPeakRssMB: rss, optimizedImagesPerS: ref.images_per_s_median, optimizedPeakRssMB: ref.peak_rss_mb };
+  const r0 = spawnSync(process.execPath, [path.join(__dirname, 'e2e.js'), 'ours', weights, String(n), path.join(tmp, 'scores.jsonl'), device, String(threads), String(batch), String(repeats)], { encoding: 'utf8' });
+  if (r0.status !== 0) throw new Error(r0.stderr);
+  const ours = JSON.parse(r0.stdout.trim().split('\n').pop());
+  const ref = py(['--task', 'e2e', '--weights', weights, '--input', path.join(SHARED, 'data', 'mnist', 't10k-images-idx3-ubyte.gz'), '--limit', String(n), '--output', path.join(tmp, 'ref.jsonl'), '--repeats', String(repeats), '--batch', String(batch)], 'bench_extra.py');
+  const r = { task: '(c) end to end: MNIST test IDX.gz -> scores.jsonl', preset: 'fashionmnist', images: ours.images, scoringBatch: batch, oursImagesPerS: ours.images / median(ours.runs), oursPeakRssMB: ours.maxRssMB, optimizedImagesPerS: ref.images_per_s_median, optimizedPeakRssMB: ref.peak_rss_mb };
   r.vsOptimized = r.oursImagesPerS / r.optimizedImagesPerS;
   rows.push(r);
   log(JSON.stringify(r));

@@ -3,7 +3,8 @@
   convrate  the device's convolution rate on the model's dominant convolution (64 -> 64, 5x5, 28x28, batch 128),
             through the same LibTorch kernels hvae-native uses: {"gflops": ...}
   e2e       benchmark (c) for the reference: read MNIST test from its IDX .gz file, binarize, score L^1 and L>k for
-            k = 0, 1, 2 with the optimized flavour in batches of 250, write one JSON line per image; repeated,
+            k = 0, 1, 2 with the optimized flavour in batches of --batch (250), write one JSON line per image; one
+            untimed warm-up pass, then --repeats timed ones,
             {"images_per_s_median", "runs_s", "peak_rss_mb"}.
   precision-error  what torch.autocast(bfloat16) changes in the scores: the first --limit FashionMNIST test images
             (--input, IDX .gz), binarized with a seeded generator, scored (optimized flavour, S = 1, k = 0, 1, 2)
@@ -12,7 +13,7 @@
 
   /usr/bin/python3 bench/reference/bench_extra.py --task convrate --threads 2 --json
   /usr/bin/python3 bench/reference/bench_extra.py --task e2e --weights W --input t10k-images-idx3-ubyte.gz \\
-      --limit 10000 --output /tmp/ref.jsonl --repeats 3 --threads 2 --json
+      --limit 10000 --output /tmp/ref.jsonl --repeats 5 --batch 250 --threads 2 --json
 """
 from __future__ import annotations
 
@@ -122,12 +123,16 @@ def main() -> None:
     ap.add_argument('--input')
     ap.add_argument('--output', default='/tmp/hvae-ref-e2e.jsonl')
     ap.add_argument('--limit', type=int, default=10000)
-    ap.add_argument('--repeats', type=int, default=3)
+    ap.add_argument('--repeats', type=int, default=5)
+    ap.add_argument('--batch', type=int, default=250, help='e2e: images per scoring call')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--flavour', default='optimized')
     ap.add_argument('--json', action='store_true')
     a = ap.parse_args()
+    if a.task == 'e2e' and a.device == 'cpu':
+        # The same BLAS as the other reference runs (bench_ref.py --blas auto): OpenBLAS with the benchmark's threads.
+        H.reexec_with_openblas(num_threads=a.threads)
     torch.set_num_threads(a.threads)
     if a.device != 'cpu':
         # float32 convolutions, as both benchmarked sides run them (PyTorch's cuDNN default allows TF32, which would
@@ -140,7 +145,8 @@ def main() -> None:
         res = precision_error(a.weights, a.input, a.limit)
     else:
         model = H.build_model(H.resolve_config(preset='fashionmnist'), a.weights).to(a.device)
-        runs = [e2e_once(model, a.input, a.limit, a.output, a.device) for _ in range(a.repeats)]
+        e2e_once(model, a.input, a.limit, a.output, a.device, a.batch)   # warm-up, as on our side (bench/e2e.js)
+        runs = [e2e_once(model, a.input, a.limit, a.output, a.device, a.batch) for _ in range(a.repeats)]
         n = min(a.limit, 10000)
         res = {'task': 'e2e', 'flavour': 'optimized', 'images': n, 'runs_s': runs,
                'images_per_s_median': n / statistics.median(runs),
