@@ -340,7 +340,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value SetState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto st = state(env);
-    try {
+    return guarded(env, [&]() -> Napi::Value {
       check(info.Length() >= 1 && info[0].IsObject(), "ERR_HVAE_FORMAT", "setState expects an object of tensors");
       Napi::Object given = info[0].As<Napi::Object>();
       std::lock_guard<std::mutex> lock(st->mutex);
@@ -382,12 +382,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       st->model->requestInit(false);
       st->model->invalidateFolds();
       st->initialized = true;
-    } catch (const Napi::Error&) {
-      throw;
-    } catch (...) {
-      rethrowAsJs(env);
-    }
-    return env.Undefined();
+      return env.Undefined();
+    });
   }
 
   // ---- scoring ----
@@ -396,7 +392,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto st = state(env);
     auto job = newJob(*st);
     auto result = std::make_shared<ScoreResult>();
-    try {
+    return guarded(env, [&]() -> Napi::Value {
       Napi::Object o = optionsArg(info, 1);
       ImagesArg in = readImages(info[0], o, st->model->config(), *job);
       ScoreRequest req;
@@ -441,10 +437,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         o.Set("belowL", numberKeyed(env, result->belowL));
         return o;
       };
-    } catch (...) {
-      rethrowAsJs(env);
-    }
-    return sync ? runSync(env, job) : runAsync(env, job);
+      return sync ? runSync(env, job) : runAsync(env, job);
+    });
   }
   Napi::Value ScoreAsync(const Napi::CallbackInfo& info) { return Score(info, false); }
   Napi::Value ScoreSync(const Napi::CallbackInfo& info) { return Score(info, true); }
@@ -455,7 +449,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto st = state(env);
     auto job = newJob(*st);
     auto result = std::make_shared<TrainStepResult>();
-    try {
+    return guarded(env, [&]() -> Napi::Value {
       Napi::Object o = optionsArg(info, 1);
       ImagesArg in = readImages(info[0], o, st->model->config(), *job);
       TrainStepOptions opt;
@@ -506,10 +500,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         }
         return o;
       };
-    } catch (...) {
-      rethrowAsJs(env);
-    }
-    return sync ? runSync(env, job) : runAsync(env, job);
+      return sync ? runSync(env, job) : runAsync(env, job);
+    });
   }
   Napi::Value TrainAsync(const Napi::CallbackInfo& info) { return Train(info, false); }
   Napi::Value TrainSync(const Napi::CallbackInfo& info) { return Train(info, true); }
@@ -519,7 +511,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     auto st = state(env);
     auto job = newJob(*st);
-    try {
+    return guarded(env, [&]() -> Napi::Value {
       ImagesArg in = readImages(info[0], optionsArg(info, 1), st->model->config(), *job);
       check(in.view.shape[0] >= 2, "ERR_HVAE_SHAPE",
             "initialisation normalises each unit over the batch and needs at least 2 images, got 1");
@@ -541,10 +533,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         st->initialized = true;
       };
       job->result = [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
-    } catch (...) {
-      rethrowAsJs(env);
-    }
-    return sync ? runSync(env, job) : runAsync(env, job);
+      return sync ? runSync(env, job) : runAsync(env, job);
+    });
   }
   Napi::Value InitializeAsync(const Napi::CallbackInfo& info) { return Initialize(info, false); }
   Napi::Value InitializeSync(const Napi::CallbackInfo& info) { return Initialize(info, true); }
@@ -557,7 +547,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto st = state(env);
     auto job = newJob(*st);
     auto result = std::make_shared<torch::Tensor>();
-    try {
+    return guarded(env, [&]() -> Napi::Value {
       Napi::Object o = optionsArg(info, 0);
       const ModelConfig& cfg = st->model->config();
       const bool fromPrior = !has(o, "images");
@@ -604,10 +594,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         *result = onHost(st->model->likelihood()->image(params, sampleOutput, st->generator));
       };
       job->result = [result](Napi::Env env) -> Napi::Value { return toJsTensor(env, *result); };
-    } catch (...) {
-      rethrowAsJs(env);
-    }
-    return sync ? runSync(env, job) : runAsync(env, job);
+      return sync ? runSync(env, job) : runAsync(env, job);
+    });
   }
   Napi::Value GenerateAsync(const Napi::CallbackInfo& info) { return Generate(info, false); }
   Napi::Value GenerateSync(const Napi::CallbackInfo& info) { return Generate(info, true); }
@@ -633,7 +621,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto st = state(env);
-    try {
+    return guarded(env, [&]() -> Napi::Value {
       check(info.Length() >= 1 && info[0].IsObject(), "ERR_HVAE_FORMAT", "setOptimizerState expects an object");
       Napi::Object given = info[0].As<Napi::Object>();
       std::lock_guard<std::mutex> lock(st->mutex);
@@ -663,12 +651,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         next[n] = std::move(s);
       }
       st->adam.state() = std::move(next);
-    } catch (const Napi::Error&) {
-      throw;
-    } catch (...) {
-      rethrowAsJs(env);
-    }
-    return env.Undefined();
+      return env.Undefined();
+    });
   }
 
   Napi::Value GetRngState(const Napi::CallbackInfo& info) {
@@ -684,19 +668,15 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value SetRngState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto st = state(env);
-    try {
+    return guarded(env, [&]() -> Napi::Value {
       check(info.Length() >= 1 && info[0].IsTypedArray(), "ERR_HVAE_FORMAT", "setRngState expects a Uint8Array");
       Napi::Uint8Array a = info[0].As<Napi::Uint8Array>();
       std::lock_guard<std::mutex> lock(st->mutex);
       torch::Tensor t = torch::from_blob(a.Data(), {static_cast<int64_t>(a.ElementLength())}, torch::kUInt8).clone();
       std::lock_guard<std::mutex> glock(st->generator.mutex());
       st->generator.set_state(t);
-    } catch (const Napi::Error&) {
-      throw;
-    } catch (...) {
-      rethrowAsJs(env);
-    }
-    return env.Undefined();
+      return env.Undefined();
+    });
   }
 
   Napi::Value Seed(const Napi::CallbackInfo& info) {

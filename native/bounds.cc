@@ -67,6 +67,33 @@ Tensor logMeanExp(const Tensor& a) {
   return torch::log(torch::exp(a - m).mean(0) + 1e-8) + m;
 }
 
+namespace {
+
+// logMeanExp over dim 0 of a tensor that arrives in slices along dim 0: a running maximum and the sum of exp(a - max),
+// rescaled when the maximum grows. result() is logMeanExp of all slices stacked (the same formula and guard).
+struct StreamingLogMeanExp {
+  Tensor max, sum;
+  int64_t count = 0;
+  void add(const Tensor& a) {
+    if (a.size(0) == 0) return;
+    Tensor m = std::get<0>(a.max(0));
+    if (!max.defined()) {
+      max = m;
+      sum = torch::exp(a - m).sum(0);
+    } else {
+      Tensor nm = torch::maximum(max, m);
+      sum = sum * torch::exp(max - nm) + torch::exp(a - nm).sum(0);
+      max = nm;
+    }
+    count += a.size(0);
+  }
+  Tensor result() const { return torch::log(sum / static_cast<double>(count) + 1e-8) + max; }
+};
+
+Tensor addOrSet(const Tensor& acc, const Tensor& v) { return acc.defined() ? acc + v : v; }
+
+}  // namespace
+
 std::vector<GroupResult> runGroups(HVAEImpl& m, const Tensor& x, const std::vector<GroupSpec>& groups,
                                    const EngineOptions& opt) {
   const int L = m.numLayers();
@@ -294,7 +321,67 @@ ScoreResult score(HVAEImpl& m, const Tensor& x, const ScoreRequest& req, c10::op
   std::vector<std::vector<Tensor>> bounds(groups.size() + 1), lls(groups.size());
   std::vector<std::vector<std::vector<Tensor>>> kls(groups.size(), std::vector<std::vector<Tensor>>(L));
   std::vector<Tensor> elboSamples;
-  for (int64_t b0 = 0; b0 < B; b0 += chunk) {
+  // One image's rows exceed the budget (S above chunkRows): each image runs in P passes over slices of every
+  // group's samples, at most about chunkRows rows each, and the bounds, log-likelihoods and KL terms are combined
+  // across passes (a streaming log-mean-exp; sums over the samples). The same estimates as one pass, from other draws.
+  const bool splitSamples = !injected && rowsPerExample > req.chunkRows;
+  if (splitSamples) {
+    const int64_t P = (rowsPerExample + req.chunkRows - 1) / req.chunkRows;
+    const size_t G = groups.size();
+    for (int64_t b0 = 0; b0 < B; ++b0) {
+      const Tensor xb = x.narrow(0, b0, 1);
+      std::vector<StreamingLogMeanExp> lme(G);
+      StreamingLogMeanExp lmeK0;
+      std::vector<Tensor> llSum(G);
+      std::vector<std::vector<Tensor>> klSum(G, std::vector<Tensor>(L));
+      std::vector<Tensor> elboS;
+      EngineOptions opt;
+      opt.generator = generator;
+      for (int64_t p = 0; p < P; ++p) {
+        std::vector<GroupSpec> sub;
+        std::vector<size_t> which;
+        std::vector<int64_t> from;
+        for (size_t g = 0; g < G; ++g) {
+          const int64_t S = groups[g].samples, lo = S * p / P, hi = S * (p + 1) / P;
+          if (hi <= lo) continue;
+          GroupSpec gs = groups[g];
+          gs.samples = static_cast<int>(hi - lo);
+          sub.push_back(gs);
+          which.push_back(g);
+          from.push_back(lo);
+        }
+        auto res = runGroups(m, xb, sub, opt);
+        for (size_t j = 0; j < sub.size(); ++j) {
+          const size_t g = which[j];
+          const int64_t S = sub[j].samples, lo = from[j];
+          const int64_t use = g == 0 ? req.samples : groups[g].samples;
+          const int64_t u = std::clamp<int64_t>(use - lo, 0, S);
+          Tensor bnd = res[j].bound.view({S, 1});
+          if (u > 0) {
+            lme[g].add(bnd.narrow(0, 0, u));
+            llSum[g] = addOrSet(llSum[g], res[j].logLikelihood.view({S, 1}).narrow(0, 0, u).sum(0));
+            for (int i = 0; i < L; ++i)
+              if (res[j].kl[i].defined()) klSum[g][i] = addOrSet(klSum[g][i], res[j].kl[i].view({S, 1}).narrow(0, 0, u).sum(0));
+            if (g == 0 && req.returnElboSamples) elboS.push_back(bnd.narrow(0, 0, u));
+          }
+          if (g == 0 && wantK0) {
+            const int64_t u0 = std::clamp<int64_t>(req.samplesAboveK - lo, 0, S);
+            if (u0 > 0) lmeK0.add(bnd.narrow(0, 0, u0));
+          }
+        }
+      }
+      for (size_t g = 0; g < G; ++g) {
+        const double use = static_cast<double>(g == 0 ? req.samples : groups[g].samples);
+        bounds[g].push_back(lme[g].result());
+        lls[g].push_back(llSum[g] / use);
+        for (int i = 0; i < L; ++i)
+          if (klSum[g][i].defined()) kls[g][i].push_back(klSum[g][i] / use);
+      }
+      if (wantK0) bounds[G].push_back(lmeK0.result());
+      if (req.returnElboSamples) elboSamples.push_back(torch::cat(elboS, 0));
+    }
+  }
+  for (int64_t b0 = 0; !splitSamples && b0 < B; b0 += chunk) {
     const int64_t n = std::min(chunk, B - b0);
     EngineOptions opt;
     opt.generator = generator;

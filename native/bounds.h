@@ -68,7 +68,8 @@ struct ScoreRequest {
   int samples = 1;                // S for the ELBO L^S
   int samplesAboveK = 1;          // S' for L>k^{S'} and L<l^{S'}
   bool priorSample = false;       // the paper's sampled L>k instead of the reference's mode rule
-  int64_t chunkRows = 4096;       // memory budget: rows of the stacked batch per chunk
+  int64_t chunkRows = 4096;       // memory budget: rows of the stacked batch per pass (an image's samples are
+                                  // split over several passes when they alone exceed it)
   bool returnElboSamples = false;
   std::vector<Tensor> noise;      // test seam: per encoder layer, in runGroups' row order (disables chunking)
 };

@@ -65,9 +65,10 @@ export interface ScoreOptions {
   threshold?: number;
   /**
    * Memory budget: rows of the stacked (samples x bounds x images) batch per chunk. Default 96 on CPU (measured
-   * fastest: 52 vs 50 images/s at 512, and a third of the memory), 8192 on CUDA. A chunk always holds all the
-   * importance samples of at least one image, so with `importanceSamples` above `chunkRows` the chunk is one image's
-   * samples (1,000 rows at S = 1000): the budget cannot go below that.
+   * fastest: 52 vs 50 images/s at 512, and a third of the memory), 8192 on CUDA. Where one image's rows alone
+   * exceed it (`importanceSamples` above `chunkRows`), each image runs in several passes over slices of its samples,
+   * combined exactly as one pass would be (a streaming log-mean-exp), so the budget holds at any S; the estimates
+   * then come from other random draws than a single pass would use.
    */
   chunkRows?: number;
   /** Return the S single-sample ELBOs as well. Default false. */
