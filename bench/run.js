@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 'use strict';
 // npm run bench: hvae-native against the PyTorch reference (bench/reference, both flavours: the official recipe
-// and the best eager PyTorch), same weights, batch, device and thread count, in the same run.
+// and the best eager PyTorch), same weights, batch size, device and thread count, in the same run. Ours scores
+// FashionMNIST test images; the reference a seeded random binary batch of the same shape (bench_ref.py without
+// --input): the cost of these models does not depend on the pixel values.
 //   (a) the full OOD scoring of a batch: L^S plus L>k for k = 0, 1, 2, at S = 1 and S = 64 (fashionmnist);
 //   (b) one training step at batch 128;
 //   (c) scoring a dataset end to end from files (read, decode, score, write): images/s and peak memory;
