@@ -350,6 +350,7 @@ ScoreResult score(HVAEImpl& m, const Tensor& x, const ScoreRequest& req, c10::op
           which.push_back(g);
           from.push_back(lo);
         }
+        if (sub.empty()) continue;  // more passes than samples in every group: some passes hold none
         auto res = runGroups(m, xb, sub, opt);
         for (size_t j = 0; j < sub.size(); ++j) {
           const size_t g = which[j];
