@@ -18,14 +18,10 @@ if (!fs.existsSync(built) || !process.argv.includes('--no-rebuild')) {
 }
 // --no-rebuild takes build/Release as it is, so it must have been compiled from these sources: its stamp
 // (scripts/stamp-build.js, written by npm run build:native and the install hook) says so.
-{
-  let stamp;
-  try { stamp = JSON.parse(fs.readFileSync(`${built}.json`, 'utf8')).sourceHash; } catch { /* none */ }
-  if (stamp !== sourceHash(root)) {
-    process.stderr.write(`build/Release was not compiled from the current sources (its stamp: ${stamp ?? 'none'}, sources: ${sourceHash(root)}): `
-      + 'run npm run build:native (or drop --no-rebuild)\n');
-    process.exit(1);
-  }
+if (!require('./stamp-build.js').stampIsCurrent(root)) {
+  process.stderr.write(`build/Release was not compiled from the current sources (${sourceHash(root)}; no matching stamp): `
+    + 'run npm run build:native (or drop --no-rebuild)\n');
+  process.exit(1);
 }
 const probe = spawnSync(process.execPath, ['-e', `process.stdout.write(JSON.stringify(require(${JSON.stringify(built)}).versions()))`], { encoding: 'utf8' });
 if (probe.status !== 0) {

@@ -18,7 +18,16 @@ function stampBuild(root = path.resolve(__dirname, '..')) {
   fs.renameSync(`${dest}.tmp`, dest);
   return meta;
 }
-module.exports = { stampBuild };
+/** Whether build/Release holds a build stamped with the current sources (the loader and make-prebuild ask). */
+function stampIsCurrent(root = path.resolve(__dirname, '..')) {
+  const built = path.join(root, 'build', 'Release', 'hvae_native.node');
+  try {
+    return fs.existsSync(built) && JSON.parse(fs.readFileSync(`${built}.json`, 'utf8')).sourceHash === sourceHash(root);
+  } catch {
+    return false;  // no stamp, or an unreadable one
+  }
+}
+module.exports = { stampBuild, stampIsCurrent };
 if (require.main === module) {
   try {
     const m = stampBuild();

@@ -367,6 +367,7 @@ export function loadNative(): NativeAddon {
   // Each candidate: a .node file and, for a prebuild, its description (a relocatable one needs its LibTorch first).
   const candidates: { file: string; prebuild?: PrebuildInfo }[] = [];
   const prebuilds = listPrebuilds();
+  const gpu = fs.existsSync('/proc/driver/nvidia/version');
   if (process.env.HVAE_NATIVE_PATH) {
     const file = path.resolve(process.env.HVAE_NATIVE_PATH);
     candidates.push({ file, prebuild: listPrebuilds(undefined, file)[0] });
@@ -375,18 +376,17 @@ export function loadNative(): NativeAddon {
     // A prebuild is preferred when its LibTorch is present and it was built from these sources (a local build
     // of newer sources wins over a stale prebuild).
     let current: string | undefined;
+    let localFresh = false;
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       current = (require(path.join(PACKAGE_ROOT, 'scripts', 'source-hash.js')) as { sourceHash: (r: string) => string }).sourceHash(PACKAGE_ROOT);
+      // A local build stamped with these sources goes first (scripts/stamp-build.js); without a stamp it keeps its
+      // place after the matching prebuilds.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      localFresh = (require(path.join(PACKAGE_ROOT, 'scripts', 'stamp-build.js')) as { stampIsCurrent: (r: string) => boolean }).stampIsCurrent(PACKAGE_ROOT);
     } catch { /* sources not shipped: any matching prebuild */ }
-    const localBuild = path.join(PACKAGE_ROOT, 'build', 'Release', 'hvae_native.node');
-    let localFresh = false;
-    try {
-      localFresh = current !== undefined && fs.existsSync(localBuild)
-        && (JSON.parse(fs.readFileSync(`${localBuild}.json`, 'utf8')) as { sourceHash?: string }).sourceHash === current;
-    } catch { /* no stamp: the local build keeps its place after the matching prebuilds */ }
     const order = candidateOrder({
-      prebuilds, present, sourceHash: current, gpu: fs.existsSync('/proc/driver/nvidia/version'), findTorch, localBuild, localFresh,
+      prebuilds, present, sourceHash: current, gpu, findTorch, localBuild: path.join(PACKAGE_ROOT, 'build', 'Release', 'hvae_native.node'), localFresh,
     });
     candidates.push(...order);
   }
@@ -419,7 +419,6 @@ export function loadNative(): NativeAddon {
   // The failure to explain: the first real one (not a missing file), a CUDA prebuild's where an NVIDIA driver is
   // present (a GPU user wants the CUDA fix, not the CPU prebuild's).
   const real = tried.filter((t) => !t.endsWith('not found'));
-  const gpu = fs.existsSync('/proc/driver/nvidia/version');
   const lastFailure = (gpu ? real.find((t) => /\.cuda\.node: /.test(t)) : undefined) ?? real[0] ?? tried[tried.length - 1] ?? '';
   const { cause, fix } = diagnoseLoadFailure(lastFailure);
   const message = [
