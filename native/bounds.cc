@@ -60,17 +60,9 @@ struct EncLayer {
   std::vector<Seg> segs;
 };
 
-}  // namespace
-
-Tensor logMeanExp(const Tensor& a) {
-  Tensor m = std::get<0>(a.max(0));
-  return torch::log(torch::exp(a - m).mean(0) + 1e-8) + m;
-}
-
-namespace {
-
-// logMeanExp over dim 0 of a tensor that arrives in slices along dim 0: a running maximum and the sum of exp(a - max),
-// rescaled when the maximum grows. result() is logMeanExp of all slices stacked (the same formula and guard).
+// log-mean-exp over dim 0 with the reference's guard (§3.4), log(mean(exp(a - max)) + 1e-8) + max, of a tensor that
+// arrives in slices along dim 0: a running maximum and the sum of exp(a - max), rescaled when the maximum grows.
+// result() equals the formula applied to all slices stacked.
 struct StreamingLogMeanExp {
   Tensor max, sum;
   int64_t count = 0;
@@ -321,88 +313,70 @@ ScoreResult score(HVAEImpl& m, const Tensor& x, const ScoreRequest& req, c10::op
   std::vector<std::vector<Tensor>> bounds(groups.size() + 1), lls(groups.size());
   std::vector<std::vector<std::vector<Tensor>>> kls(groups.size(), std::vector<std::vector<Tensor>>(L));
   std::vector<Tensor> elboSamples;
-  // One image's rows exceed the budget (S above chunkRows): each image runs in P passes over slices of every
-  // group's samples, at most about chunkRows rows each, and the bounds, log-likelihoods and KL terms are combined
-  // across passes (a streaming log-mean-exp; sums over the samples). The same estimates as one pass, from other draws.
+  // Images run in chunks of `chunk`, each chunk in P passes over slices of every group's samples; the bounds,
+  // log-likelihoods and KL terms are combined across passes exactly (a streaming log-mean-exp; sums over the
+  // samples). P is 1 unless one image's rows exceed the budget (S above chunkRows): then a chunk is one image and
+  // its samples run in P passes of at most about chunkRows rows each, so memory stays bounded at any S. Split or
+  // not, the estimates are the same, from other draws.
   const bool splitSamples = !injected && rowsPerExample > req.chunkRows;
-  if (splitSamples) {
-    const int64_t P = (rowsPerExample + req.chunkRows - 1) / req.chunkRows;
-    const size_t G = groups.size();
-    for (int64_t b0 = 0; b0 < B; ++b0) {
-      const Tensor xb = x.narrow(0, b0, 1);
-      std::vector<StreamingLogMeanExp> lme(G);
-      StreamingLogMeanExp lmeK0;
-      std::vector<Tensor> llSum(G);
-      std::vector<std::vector<Tensor>> klSum(G, std::vector<Tensor>(L));
-      std::vector<Tensor> elboS;
-      EngineOptions opt;
-      opt.generator = generator;
-      for (int64_t p = 0; p < P; ++p) {
-        std::vector<GroupSpec> sub;
-        std::vector<size_t> which;
-        std::vector<int64_t> from;
-        for (size_t g = 0; g < G; ++g) {
-          const int64_t S = groups[g].samples, lo = S * p / P, hi = S * (p + 1) / P;
-          if (hi <= lo) continue;
-          GroupSpec gs = groups[g];
-          gs.samples = static_cast<int>(hi - lo);
-          sub.push_back(gs);
-          which.push_back(g);
-          from.push_back(lo);
-        }
-        if (sub.empty()) continue;  // more passes than samples in every group: some passes hold none
-        auto res = runGroups(m, xb, sub, opt);
-        for (size_t j = 0; j < sub.size(); ++j) {
-          const size_t g = which[j];
-          const int64_t S = sub[j].samples, lo = from[j];
-          const int64_t use = g == 0 ? req.samples : groups[g].samples;
-          const int64_t u = std::clamp<int64_t>(use - lo, 0, S);
-          Tensor bnd = res[j].bound.view({S, 1});
-          if (u > 0) {
-            lme[g].add(bnd.narrow(0, 0, u));
-            llSum[g] = addOrSet(llSum[g], res[j].logLikelihood.view({S, 1}).narrow(0, 0, u).sum(0));
-            for (int i = 0; i < L; ++i)
-              if (res[j].kl[i].defined()) klSum[g][i] = addOrSet(klSum[g][i], res[j].kl[i].view({S, 1}).narrow(0, 0, u).sum(0));
-            if (g == 0 && req.returnElboSamples) elboS.push_back(bnd.narrow(0, 0, u));
-          }
-          if (g == 0 && wantK0) {
-            const int64_t u0 = std::clamp<int64_t>(req.samplesAboveK - lo, 0, S);
-            if (u0 > 0) lmeK0.add(bnd.narrow(0, 0, u0));
-          }
-        }
-      }
-      for (size_t g = 0; g < G; ++g) {
-        const double use = static_cast<double>(g == 0 ? req.samples : groups[g].samples);
-        bounds[g].push_back(lme[g].result());
-        lls[g].push_back(llSum[g] / use);
-        for (int i = 0; i < L; ++i)
-          if (klSum[g][i].defined()) kls[g][i].push_back(klSum[g][i] / use);
-      }
-      if (wantK0) bounds[G].push_back(lmeK0.result());
-      if (req.returnElboSamples) elboSamples.push_back(torch::cat(elboS, 0));
-    }
-  }
-  for (int64_t b0 = 0; !splitSamples && b0 < B; b0 += chunk) {
+  const int64_t P = splitSamples ? (rowsPerExample + req.chunkRows - 1) / req.chunkRows : 1;
+  if (splitSamples) chunk = 1;
+  const size_t G = groups.size();
+  for (int64_t b0 = 0; b0 < B; b0 += chunk) {
     const int64_t n = std::min(chunk, B - b0);
+    const Tensor xb = x.narrow(0, b0, n);
+    std::vector<StreamingLogMeanExp> lme(G);
+    StreamingLogMeanExp lmeK0;
+    std::vector<Tensor> llSum(G);
+    std::vector<std::vector<Tensor>> klSum(G, std::vector<Tensor>(L));
+    std::vector<Tensor> elboS;
     EngineOptions opt;
     opt.generator = generator;
-    if (injected) opt.noise = req.noise;
-    auto res = runGroups(m, x.narrow(0, b0, n), groups, opt);
-    for (size_t g = 0; g < groups.size(); ++g) {
-      const int64_t S = groups[g].samples;
-      Tensor bnd = res[g].bound.view({S, n});
-      Tensor ll = res[g].logLikelihood.view({S, n});
-      int64_t use = S;
-      if (g == 0) use = req.samples;
-      bounds[g].push_back(logMeanExp(bnd.narrow(0, 0, use)));
-      lls[g].push_back(ll.narrow(0, 0, use).mean(0));
-      for (int i = 0; i < L; ++i)
-        if (res[g].kl[i].defined()) kls[g][i].push_back(res[g].kl[i].view({S, n}).narrow(0, 0, use).mean(0));
-      if (g == 0) {
-        if (req.returnElboSamples) elboSamples.push_back(bnd.narrow(0, 0, req.samples));
-        if (wantK0) bounds[groups.size()].push_back(logMeanExp(bnd.narrow(0, 0, req.samplesAboveK)));
+    if (injected) opt.noise = req.noise;  // laid out for the whole batch: chunk = B and P = 1
+    for (int64_t p = 0; p < P; ++p) {
+      std::vector<GroupSpec> sub;
+      std::vector<size_t> which;
+      std::vector<int64_t> from;
+      for (size_t g = 0; g < G; ++g) {
+        const int64_t S = groups[g].samples, lo = S * p / P, hi = S * (p + 1) / P;
+        if (hi <= lo) continue;
+        GroupSpec gs = groups[g];
+        gs.samples = static_cast<int>(hi - lo);
+        sub.push_back(gs);
+        which.push_back(g);
+        from.push_back(lo);
+      }
+      if (sub.empty()) continue;  // more passes than samples in every group: some passes hold none
+      auto res = runGroups(m, xb, sub, opt);
+      for (size_t j = 0; j < sub.size(); ++j) {
+        const size_t g = which[j];
+        const int64_t S = sub[j].samples, lo = from[j];
+        // The ELBO group draws max(S, S') samples: its bound uses the first S, L>0^{S'} the first S'.
+        const int64_t use = g == 0 ? req.samples : groups[g].samples;
+        const int64_t u = std::clamp<int64_t>(use - lo, 0, S);
+        Tensor bnd = res[j].bound.view({S, n});
+        if (u > 0) {
+          lme[g].add(bnd.narrow(0, 0, u));
+          llSum[g] = addOrSet(llSum[g], res[j].logLikelihood.view({S, n}).narrow(0, 0, u).sum(0));
+          for (int i = 0; i < L; ++i)
+            if (res[j].kl[i].defined()) klSum[g][i] = addOrSet(klSum[g][i], res[j].kl[i].view({S, n}).narrow(0, 0, u).sum(0));
+          if (g == 0 && req.returnElboSamples) elboS.push_back(bnd.narrow(0, 0, u));
+        }
+        if (g == 0 && wantK0) {
+          const int64_t u0 = std::clamp<int64_t>(req.samplesAboveK - lo, 0, S);
+          if (u0 > 0) lmeK0.add(bnd.narrow(0, 0, u0));
+        }
       }
     }
+    for (size_t g = 0; g < G; ++g) {
+      const double use = static_cast<double>(g == 0 ? req.samples : groups[g].samples);
+      bounds[g].push_back(lme[g].result());
+      lls[g].push_back(llSum[g] / use);
+      for (int i = 0; i < L; ++i)
+        if (klSum[g][i].defined()) kls[g][i].push_back(klSum[g][i] / use);
+    }
+    if (wantK0) bounds[G].push_back(lmeK0.result());
+    if (req.returnElboSamples) elboSamples.push_back(elboS.size() == 1 ? elboS[0] : torch::cat(elboS, 0));
   }
 
   ScoreResult r;

@@ -57,9 +57,6 @@ struct EngineOptions {
 std::vector<GroupResult> runGroups(HVAEImpl& model, const Tensor& x, const std::vector<GroupSpec>& groups,
                                    const EngineOptions& options);
 
-// log-mean-exp over dim 0 with the reference's guard (§3.4): log(mean(exp(a - max)) + 1e-8) + max.
-Tensor logMeanExp(const Tensor& a);
-
 // ---- scoring requests (what the API exposes) ----
 
 struct ScoreRequest {

@@ -1,6 +1,10 @@
 'use strict';
 // A hash of everything the addon is built from (native sources and CMakeLists.txt): a prebuild is used only when
 // it was built from exactly these sources, so a stale binary can never stand in for the current code.
+// The node-addon-api version is deliberately left out: its headers are compiled into the binary, which calls only
+// Node-API (ABI-stable across Node versions), so a prebuild made with one version of the headers runs unchanged
+// where another is installed; hashing the installed version would turn every committed prebuild away after a
+// patch release of the headers. To rebuild with new headers anyway: HVAE_FORCE_BUILD=1 npm rebuild hvae-native.
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
