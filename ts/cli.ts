@@ -19,14 +19,14 @@ Commands:
                --model FILE  --limit N (default 2000 per set) | --full  --importance-samples S  --out DIR
                --lower-latents mode|sample (L>k's lower latents: the conditional prior's mode, or sampled)
   train      Train an HVAE
-               --data NAME[:split]|PATH  --preset fashionmnist|cifar10  --out DIR  --epochs N  --batch-size B
+               --data NAME[:split]|PATH  --preset fashionmnist|cifar10  --out DIR (runs/train)  --epochs N  --batch-size B
                --resume  --validation N  --warmup-epochs N  --free-nats X  --seed N  --max-steps N
                --images-every N  --device cpu|cuda[:N]  --channels C  --skip-connections reference|paper
                --binarization dynamic|static  --free-nats-mode reference|layer-total|paper-era
   score      Score images: one line per image with every score and the detector's decision
                --model FILE  --input NAME[:split]|FOLDER|ARCHIVE|FILE  --out scores.jsonl|scores.csv
                --k 0,1,2  --importance-samples S  --batch-size B  --limit N (a random sample, by --seed)
-  evaluate   The paper's protocol: table (AUROC, AUPRC, FPR80) and figures
+  evaluate   The paper's protocol: table (AUROC, AUPRC, FPR80, FPR95) and figures
                --model FILE  --id NAME  --ood NAME,NAME  --id-train NAME  --importance-samples S  --limit N  --out DIR
                --lower-latents mode|sample
   data       data list | data fetch NAME [--split S] [--root DIR] [--base-url URL]
@@ -36,7 +36,8 @@ Commands:
 Common: --threads N (CPU threads; default all cores)  --device cpu|cuda[:N]  --seed N  --quiet|-q (no progress bar)
         --precision float32|bfloat16 (main, score, evaluate: bfloat16 layers, faster, slightly different scores;
                                       train: bfloat16 layers on float32 weights, gradients and Adam)
-Data root: --root DIR or HVAE_DATA (FashionMNIST is also found at /usr/share/datasets/fashion-mnist).`;
+Data root: --root DIR or HVAE_DATA; with neither, the default roots, which include /usr/share/datasets (Debian's
+           dataset-fashion-mnist).`;
 
 type Flags = Record<string, string | boolean | undefined>;
 

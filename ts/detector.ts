@@ -45,7 +45,7 @@ export interface DetectorScores {
 
 /** {@link DetectorScores} plus the decision. */
 export interface DetectorPredictions extends DetectorScores {
-  /** true = out-of-distribution. */
+  /** Per image: 1 = out-of-distribution, 0 = in-distribution. */
   isOOD: Uint8Array;
   /** The threshold on `score` in use. */
   threshold: number;
@@ -110,6 +110,10 @@ export class OODDetector {
   private sorted: Map<number, Float32Array> = new Map();
   private readonly options: Required<Omit<DetectorOptions, 'k'>> & { k?: number[] };
 
+  /**
+   * A detector over `model` (not yet fitted: call {@link OODDetector.fit} before `score` or `predict`).
+   * @throws HVAEError `ERR_HVAE_OPTION` for an option out of range (e.g. `falsePositiveRate` outside (0, 1)).
+   */
   constructor(private readonly model: HVAE, options: DetectorOptions = {}) {
     const fpr = options.falsePositiveRate ?? 0.05;
     if (!(fpr > 0 && fpr < 1)) optionError('falsePositiveRate must be in (0, 1)');

@@ -15,7 +15,10 @@ export type HVAEErrorCode =
   | 'ERR_HVAE_DEVICE'
   /** The native addon or LibTorch could not be loaded. */
   | 'ERR_HVAE_LOAD'
-  /** A checkpoint or data file is missing, truncated, corrupt, or does not match the model. */
+  /**
+   * A checkpoint or data file is truncated, corrupt, not in the expected format, or does not match the model.
+   * (A missing checkpoint is `ERR_HVAE_IO`; a missing dataset is `ERR_HVAE_DATA`.)
+   */
   | 'ERR_HVAE_FORMAT'
   /** An option or config value is invalid (unknown key, out of range, wrong type). */
   | 'ERR_HVAE_OPTION'
@@ -25,7 +28,10 @@ export type HVAEErrorCode =
   | 'ERR_HVAE_DATA'
   /** Training produced a non-finite loss. */
   | 'ERR_HVAE_NONFINITE_LOSS'
-  /** The operation was aborted (AbortSignal or SIGINT). */
+  /**
+   * The operation was aborted by its AbortSignal: thrown by `batches()` and `fetchDataset`. (`fit` does not throw
+   * it: an abort or SIGINT ends training with a checkpoint and resolves with `aborted: true`.)
+   */
   | 'ERR_HVAE_ABORTED'
   /** LibTorch raised an error that none of the codes above describes. */
   | 'ERR_HVAE_TORCH'

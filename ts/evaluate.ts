@@ -67,13 +67,17 @@ export interface EvaluationRow {
   k?: number;
   /** Importance samples of the ELBO behind the score. */
   importanceSamples: number;
-  /** Metrics (OOD positive). */
+  /** Area under the ROC curve, the OOD set as the positive class (0.5 = chance, 1 = perfect separation). */
   auroc: number;
+  /** Area under the precision-recall curve, the OOD set as the positive class. */
   auprc: number;
+  /** False-positive rate (in-distribution images flagged) at 80% true-positive rate. Lower is better. */
   fpr80: number;
+  /** False-positive rate at 95% true-positive rate. Lower is better. */
   fpr95: number;
-  /** Examples of the reference and of the OOD set that were compared. */
+  /** Examples of the reference (in-distribution) set that were compared. */
   nIn: number;
+  /** Examples of the OOD set that were compared. */
   nOut: number;
 }
 

@@ -23,6 +23,8 @@ export type { ImageBatch, ImageData, FloatTensor } from './tensor.js';
 export { validateImageBatch } from './tensor.js';
 export * from './metrics.js';
 export { readSafetensors, writeSafetensors, writeFileAtomic } from './safetensors.js';
+export type { SafeTensor, SafeTensorsFile, SafeDType } from './safetensors.js';
+export type { NativeTensor } from './native.js';
 
 /** Package, LibTorch and device facts. */
 export interface Versions extends NativeVersions {
@@ -85,7 +87,8 @@ export function setNumThreads(n: number): number {
 
 /**
  * CUDA settings (process-wide; no effect on CPU).
- * - `benchmark`: cuDNN autotuning for the fixed shapes of each call. On from the first CUDA model.
+ * - `benchmark`: cuDNN autotuning for the fixed shapes of each call. Turned on each time a CUDA model is created
+ *   or loaded, so to keep it off call `setCudnn({ benchmark: false })` after creating or loading CUDA models.
  * - `allowTF32`: let cuDNN and cuBLAS run float32 convolutions and matrix products in TF32 (10-bit mantissa; faster
  *   on Ampere and later GPUs). Off by default, so float32 scores are float32 as the contract says; LibTorch's own
  *   default (and PyTorch's, for convolutions) is on. For reduced precision with a measured accuracy cost see
@@ -138,7 +141,7 @@ export function getNumThreads(): number {
 
 export * from './data/index.js';
 export { fit, Trainer, resolveFitOptions, evaluateElbo } from './train.js';
-export type { FitOptions, FitResult, ProgressEvent, EpochEvent } from './train.js';
+export type { FitOptions, FitResult, ProgressEvent, EpochEvent, ResolvedFitOptions } from './train.js';
 export { klWarmup, freeNatsSchedule } from './schedules.js';
 export { evaluateOOD, scoreDataset, compareSets, equalSizePairs, reportMarkdown, reportJson } from './evaluate.js';
 export type { EvaluateOptions, EvaluationReport, EvaluationRow, SetScores } from './evaluate.js';
@@ -147,3 +150,4 @@ export type { DetectorOptions, DetectorScores, DetectorPredictions, DetectorStat
 export { writeImageGrid, imageGrid } from './images.js';
 export * from './plots.js';
 export { runEvaluation, latentReconstructions } from './report.js';
+export type { RunEvaluationOptions, RunEvaluationResult } from './report.js';

@@ -425,7 +425,7 @@ export class HVAE {
 
   /**
    * Whether {@link HVAE.load} restored the checkpoint's RNG state: false for files without training state and for
-   * one saved on another kind of device (its generator state does not fit this one's; see {@link rngStateFits}).
+   * one saved on another kind of device (its generator state does not fit this one's).
    */
   get rngStateRestored(): boolean {
     return this.rngRestored;

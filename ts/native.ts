@@ -53,7 +53,9 @@ export interface NativeVersions {
 
 /** A JS-side tensor as the addon takes and returns it. */
 export interface NativeTensor {
+  /** The values, row-major: float32, or uint8 where the call takes pixels. */
   data: Float32Array | Uint8Array;
+  /** The dimensions; their product is `data.length`. */
   shape: number[];
 }
 

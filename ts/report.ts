@@ -29,8 +29,11 @@ export interface RunEvaluationOptions extends EvaluateOptions {
 
 /** Result of {@link runEvaluation}. */
 export interface RunEvaluationResult {
+  /** The evaluation table and its settings, as {@link evaluateOOD} returns them. */
   report: EvaluationReport;
+  /** The same report as Markdown (what the CLI prints and writes to `report.md`). */
   markdown: string;
+  /** Paths of every file written under `outDir` (report, figures, image grids). */
   files: string[];
 }
 

@@ -12,14 +12,19 @@ export type SafeDType = 'F32' | 'U8' | 'I64' | 'F64' | 'I32';
 
 /** One tensor read from a file. `data` is a view into the file buffer when aligned, else a copy. */
 export interface SafeTensor {
+  /** The element type as the file names it (e.g. `'F32'`). */
   dtype: SafeDType;
+  /** The dimensions. */
   shape: number[];
+  /** The values, row-major, in the typed array of `dtype`. */
   data: Float32Array | Uint8Array | BigInt64Array | Float64Array | Int32Array;
 }
 
 /** A parsed safetensors file. */
 export interface SafeTensorsFile {
+  /** Every tensor by name, in file order. */
   tensors: Map<string, SafeTensor>;
+  /** The header's `__metadata__` (string to string; empty when absent). */
   metadata: Record<string, string>;
 }
 

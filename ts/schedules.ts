@@ -4,7 +4,8 @@
 
 /**
  * KL warm-up: beta_e = min(1, e / warmupEpochs), accumulated as the reference does (repeated additions of
- * 1/warmupEpochs, so beta_199 = 0.995000...0008 for 200 epochs) and exactly 1 from epoch `warmupEpochs` on.
+ * 1/warmupEpochs, so beta_199 = 0.995000...0008 for 200 epochs), capped at 1. At epoch `warmupEpochs` the sum is 1
+ * up to its rounding (exactly 1 for 200 epochs, 0.9999999999999999 for 10), and exactly 1 from the epoch after on.
  * `warmupEpochs = 0` disables warm-up (beta = 1).
  */
 export function klWarmup(epoch: number, warmupEpochs = 200): number {

@@ -21,7 +21,9 @@ export interface ImageBatch {
 
 /** A float32 tensor returned by the addon. */
 export interface FloatTensor {
+  /** The values, row-major (C order). */
   data: Float32Array;
+  /** The dimensions; their product is `data.length`. */
   shape: number[];
 }
 

@@ -97,6 +97,7 @@ export interface FitOptions {
 
 /** One training step's progress. */
 export interface ProgressEvent {
+  /** Always `'step'` (tells it from an {@link EpochEvent}). */
   type: 'step';
   /** The epoch this step belongs to (1-based). */
   epoch: number;
@@ -126,6 +127,7 @@ export interface ProgressEvent {
 
 /** One epoch's summary. */
 export interface EpochEvent {
+  /** Always `'epoch'` (tells it from a {@link ProgressEvent}). */
   type: 'epoch';
   /** The finished epoch (1-based). */
   epoch: number;
@@ -153,7 +155,10 @@ export interface EpochEvent {
   validationBitsPerDim?: number;
   /** Whether this epoch set a new best validation ELBO (and, with a checkpoint folder, `best.safetensors` was written). */
   best: boolean;
-  /** Batches skipped this epoch for a non-finite loss ({@link FitOptions.skipNonFinite}). */
+  /**
+   * Batches skipped so far for a non-finite loss ({@link FitOptions.skipNonFinite}): a running total over the run,
+   * kept across resumes, not a count for this epoch alone.
+   */
   skippedBatches: number;
   /** The monitored OOD AUROCs by dataset and score, when {@link FitOptions.monitor} is set and ran this epoch. */
   monitor?: Record<string, Record<string, number>>;
@@ -196,7 +201,11 @@ function numOpt(o: FitOptions, key: keyof FitOptions, def: number, min: number, 
   return v;
 }
 
-/** Validated options with defaults (what is stored in checkpoints for resume). */
+/**
+ * Validated options with defaults (what is stored in checkpoints for resume): every {@link FitOptions} field that
+ * shapes the run, resolved to its value (same names and meanings as in {@link FitOptions}; `null` where the option
+ * means "none" or "all").
+ */
 export interface ResolvedFitOptions {
   epochs: number; batchSize: number; lr: number; betas: [number, number]; warmupEpochs: number; freeNats: number;
   freeNatsConstantEpochs: number; freeNatsCooldownEpochs: number; freeNatsMode: 'reference' | 'layer-total' | 'paper-era';
