@@ -96,7 +96,7 @@ describe('11 tensor bridge and input validation', function () {
     assert.throws(() => HVAE.create({ preset: 'fashionmnist', inputShape: [1, 28, 27] }), /odd width 27/);
     assert.throws(() => HVAE.create({ colour: true } as never), code('ERR_HVAE_OPTION'));
     // Seeds: HVAE.create and model.seed share one check.
-    assert.throws(() => HVAE.create({ preset: 'fashionmnist', seed: -1 }), /seed must be a non-negative integer, got -1/);
+    assert.throws(() => HVAE.create({ preset: 'fashionmnist', seed: -1 }), /seed must be a non-negative integer below 2\^53, got -1/);
     assert.throws(() => model.seed(1.5), code('ERR_HVAE_OPTION'));
   });
 

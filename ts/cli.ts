@@ -4,6 +4,7 @@
  * `score`, `evaluate`, `data`, `demo` and `versions`. Run `hvae-native help` for usage.
  */
 import * as fs from 'node:fs';
+import { mkdirp } from './safetensors.js';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { HVAEError } from './errors.js';
@@ -232,7 +233,7 @@ async function scoreToFile(model: HVAE, flags: Flags): Promise<void> {
   }
   const csv = outFile.toLowerCase().endsWith('.csv');
   try {
-    fs.mkdirSync(path.dirname(path.resolve(outFile)), { recursive: true });
+    mkdirp(path.dirname(path.resolve(outFile)));
   } catch (e) {
     throw new HVAEError('ERR_HVAE_IO', `cannot create the folder of ${outFile}: ${(e as Error).message}`);
   }

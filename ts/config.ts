@@ -93,7 +93,8 @@ export const presetNames: readonly PresetName[] = Object.keys(PRESETS) as Preset
 
 /** Returns a deep copy of a preset's config. */
 export function preset(name: PresetName | string): HVAEConfig {
-  const p = (PRESETS as Record<string, HVAEConfig>)[name];
+  const p = typeof name === 'string' && Object.prototype.hasOwnProperty.call(PRESETS, name)
+    ? (PRESETS as Record<string, HVAEConfig>)[name] : undefined;
   if (!p) optionError(`unknown preset '${name}'; known presets: ${presetNames.join(', ')}`);
   return JSON.parse(JSON.stringify(p)) as HVAEConfig;
 }
@@ -118,13 +119,14 @@ export function resolveConfig(input: ConfigInput | HVAEConfig = {}): HVAEConfig 
   for (const k of Object.keys(input)) {
     if (!CONFIG_KEYS.has(k)) optionError(`unknown config key '${k}'; known keys: ${[...CONFIG_KEYS].join(', ')}`);
   }
-  const base: HVAEConfig = input.preset && (PRESETS as Record<string, HVAEConfig>)[input.preset]
+  if (input.preset !== undefined && (typeof input.preset !== 'string' || !presetNames.includes(input.preset as PresetName))) {
+    optionError(`unknown preset ${JSON.stringify(input.preset)}; known presets: ${presetNames.join(', ')}`);
+  }
+  const base: HVAEConfig = input.preset
     ? preset(input.preset)
-    : input.preset
-      ? preset(input.preset) // throws for an unknown preset
-      : input.stages
-        ? { inputShape: [1, 28, 28], stages: [], likelihood: 'bernoulli', mixtureComponents: 10, skipConnections: 'reference' }
-        : preset('fashionmnist');
+    : input.stages
+      ? { inputShape: [1, 28, 28], stages: [], likelihood: 'bernoulli', mixtureComponents: 10, skipConnections: 'reference' }
+      : preset('fashionmnist');
   const cfg: HVAEConfig = {
     ...base,
     ...(input.preset !== undefined ? { preset: input.preset } : {}),
@@ -164,6 +166,10 @@ export function validateConfig(cfg: HVAEConfig): void {
   let w = shp[2];
   cfg.stages.forEach((s, i) => {
     const where = `stages[${i}]`;
+    if (s === null || typeof s !== 'object' || Array.isArray(s)) optionError(`${where} must be an object { channels, kernels, strides, latent }`);
+    for (const key of Object.keys(s)) {
+      if (!['channels', 'kernels', 'strides', 'latent'].includes(key)) optionError(`unknown key '${key}' in ${where}; known keys: channels, kernels, strides, latent`);
+    }
     if (!isInt(s.channels)) optionError(`${where}.channels must be a positive integer`);
     if (!Array.isArray(s.kernels) || s.kernels.length < 1) optionError(`${where}.kernels must be a non-empty array`);
     if (!Array.isArray(s.strides) || s.strides.length !== s.kernels.length) {

@@ -84,17 +84,19 @@ function upperBound(sorted: Float32Array, v: number): number {
   return lo;
 }
 
+const DETECTOR_KEYS = ['k', 'importanceSamples', 'transform', 'falsePositiveRate', 'calibrationFraction', 'seed', 'batchSize'];
+
 function isDataset(x: unknown): x is Dataset {
-  return typeof (x as Dataset).read === 'function' && typeof (x as Dataset).length === 'number';
+  return x !== null && typeof x === 'object' && typeof (x as Dataset).read === 'function' && typeof (x as Dataset).length === 'number';
 }
 
 /** Collects images from an ImageBatch, a Dataset or an async iterable of batches. */
 async function* asBatches(input: ImageBatch | Dataset | AsyncIterable<ImageBatch>, batchSize: number): AsyncGenerator<ImageBatch> {
   if (isDataset(input)) {
     for await (const b of batches(input, { batchSize })) yield b.images;
-  } else if ((input as ImageBatch).data && (input as ImageBatch).shape) {
+  } else if (input !== null && typeof input === 'object' && (input as ImageBatch).data && (input as ImageBatch).shape) {
     yield input as ImageBatch;
-  } else if ((input as AsyncIterable<ImageBatch>)[Symbol.asyncIterator]) {
+  } else if (input !== null && typeof input === 'object' && (input as AsyncIterable<ImageBatch>)[Symbol.asyncIterator]) {
     for await (const b of input as AsyncIterable<ImageBatch>) yield b;
   } else {
     optionError('expected an ImageBatch, a Dataset or an async iterable of ImageBatch');
@@ -115,6 +117,17 @@ export class OODDetector {
    * @throws HVAEError `ERR_HVAE_OPTION` for an option out of range (e.g. `falsePositiveRate` outside (0, 1)).
    */
   constructor(private readonly model: HVAE, options: DetectorOptions = {}) {
+    if (!model || typeof model.scores !== 'function') optionError('OODDetector needs an HVAE model as its first argument');
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) optionError('OODDetector options must be an object');
+    for (const key of Object.keys(options)) {
+      if (!DETECTOR_KEYS.includes(key)) optionError(`unknown OODDetector option '${key}'; known: ${DETECTOR_KEYS.join(', ')}`);
+    }
+    if (options.k !== undefined) {
+      const L = model.numLayers;
+      if (!Array.isArray(options.k) || options.k.length === 0 || !options.k.every((k) => Number.isInteger(k) && k >= 0 && k <= L)) {
+        optionError(`k must be a non-empty array of integers in 0..${L}, got ${JSON.stringify(options.k)}`);
+      }
+    }
     const fpr = options.falsePositiveRate ?? 0.05;
     if (!(fpr > 0 && fpr < 1)) optionError('falsePositiveRate must be in (0, 1)');
     const cf = options.calibrationFraction ?? 0.5;
@@ -143,14 +156,24 @@ export class OODDetector {
 
   /** Restores a calibration made by {@link OODDetector.toJSON}. */
   static fromJSON(model: HVAE, state: DetectorState): OODDetector {
-    if (!state || !Array.isArray(state.k) || typeof state.threshold !== 'number' || !state.reference) {
+    if (!state || typeof state !== 'object' || !Array.isArray(state.k) || typeof state.threshold !== 'number' || !state.reference ||
+        typeof state.reference !== 'object') {
       throw new HVAEError('ERR_HVAE_FORMAT', 'not a detector calibration');
     }
-    const d = new OODDetector(model, { k: state.k, importanceSamples: state.importanceSamples, transform: state.transform, falsePositiveRate: state.falsePositiveRate });
+    let d: OODDetector;
+    try {
+      d = new OODDetector(model, { k: state.k, importanceSamples: state.importanceSamples, transform: state.transform, falsePositiveRate: state.falsePositiveRate });
+    } catch (e) {
+      throw new HVAEError('ERR_HVAE_FORMAT', `detector calibration does not fit this model: ${(e as Error).message}`, { cause: e });
+    }
     d.state = state;
+    if (!Number.isFinite(state.threshold)) throw new HVAEError('ERR_HVAE_FORMAT', `detector calibration has a non-finite threshold (${state.threshold})`);
     for (const k of state.k) {
       const ref = state.reference[String(k)];
       if (!Array.isArray(ref) || ref.length === 0) throw new HVAEError('ERR_HVAE_FORMAT', `detector calibration lacks the reference of k = ${k}`);
+      if (!ref.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+        throw new HVAEError('ERR_HVAE_FORMAT', `detector calibration: the reference of k = ${k} holds values that are not finite numbers`);
+      }
       d.sorted.set(k, Float32Array.from(ref).sort());
     }
     return d;
@@ -255,7 +278,17 @@ export class OODDetector {
   /** Scores from LLR>k values computed elsewhere (e.g. by HVAE.scores with the same settings). */
   scoreLlr(llr: Record<number, Float32Array>): DetectorScores {
     if (!this.state) throw new HVAEError('ERR_HVAE_OPTION', 'fit the detector before scoring');
-    for (const k of this.ks) if (!llr[k]) optionError(`LLR>${k} is missing`);
+    if (llr === null || typeof llr !== 'object') optionError('scoreLlr needs { [k]: Float32Array } of LLR>k values');
+    let n = -1;
+    for (const k of this.ks) {
+      const v = llr[k];
+      if (!v || typeof v.length !== 'number') optionError(`LLR>${k} is missing`);
+      if (n >= 0 && v.length !== n) throw new HVAEError('ERR_HVAE_SHAPE', `LLR>${k} has ${v.length} values but LLR>${this.ks[0]} has ${n}`);
+      n = v.length;
+      for (let i = 0; i < v.length; i++) {
+        if (!Number.isFinite(v[i])) throw new HVAEError('ERR_HVAE_NONFINITE', `LLR>${k}[${i}] is ${v[i]}; the detector needs finite LLRs`);
+      }
+    }
     return this.deviations(llr);
   }
 
@@ -267,7 +300,9 @@ export class OODDetector {
 
   /** Decisions for scores computed by {@link OODDetector.scoreLlr}. */
   decide(s: DetectorScores): DetectorPredictions {
-    const threshold = this.state!.threshold;
+    if (!this.state) throw new HVAEError('ERR_HVAE_OPTION', 'fit the detector before deciding');
+    if (!s || !(s.score instanceof Float32Array)) optionError('decide needs the DetectorScores of score() or scoreLlr()');
+    const threshold = this.state.threshold;
     const isOOD = new Uint8Array(s.score.length);
     for (let i = 0; i < isOOD.length; i++) isOOD[i] = s.score[i] > threshold ? 1 : 0;
     return { ...s, isOOD, threshold };

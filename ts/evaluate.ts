@@ -184,6 +184,9 @@ export function compareSets(reference: SetScores, ood: SetScores, S: number, pai
   return rows;
 }
 
+const EVALUATE_KEYS = ['k', 'importanceSamples', 'importanceSamplesAboveK', 'lowerLatents', 'precision', 'transform', 'batchSize',
+  'limit', 'seed', 'onProgress', 'signal'];
+
 /**
  * The paper's protocol: scores the in-distribution test set (`id`) and every OOD set, pairs them with equal sizes
  * and computes the metrics for every score. `idTrain` adds the ID-vs-ID sanity row (train vs test), which should
@@ -195,6 +198,10 @@ export async function evaluateOOD(
   options: EvaluateOptions = {},
 ): Promise<EvaluationReport> {
   if (!sets || !sets.id || !Array.isArray(sets.ood)) optionError('evaluateOOD needs { id, ood: [...] }');
+  if (options === null || typeof options !== 'object') optionError('evaluateOOD options must be an object');
+  for (const key of Object.keys(options)) {
+    if (!EVALUATE_KEYS.includes(key)) optionError(`unknown evaluateOOD option '${key}'; known: ${EVALUATE_KEYS.join(', ')}`);
+  }
   if (sets.ood.length === 0 && !sets.idTrain) optionError('evaluateOOD needs at least one OOD set (ood: [...]) or idTrain');
   const ks = defaultKs(model, options.k);
   const S = options.importanceSamples ?? 1;

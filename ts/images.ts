@@ -3,6 +3,7 @@
  * latent reconstructions.
  */
 import * as fs from 'node:fs';
+import { mkdirp } from './safetensors.js';
 import * as path from 'node:path';
 import { HVAEError } from './errors.js';
 
@@ -60,7 +61,7 @@ export async function writeImageGrid(
   const g = imageGrid(batch, options);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const sharp = require('sharp') as typeof import('sharp');
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  mkdirp(path.dirname(path.resolve(file)));
   const tmp = `${file}.${process.pid}.tmp`;
   await sharp(Buffer.from(g.data.buffer, g.data.byteOffset, g.data.byteLength), { raw: { width: g.width, height: g.height, channels: g.channels as 1 | 3 } })
     .png()

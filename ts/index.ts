@@ -9,7 +9,7 @@
 import { CpuCacheStats, loadNative, NativeVersions, nativePath, preloadedTorch } from './native.js';
 import { fromNative, HVAEError } from './errors.js';
 
-export { HVAE } from './model.js';
+export { HVAE, MAX_IMPORTANCE_SAMPLES } from './model.js';
 export type {
   Device, InputTransform, CreateOptions, ScoreOptions, Scores, GenerateOptions, SaveOptions, LoadOptions,
   TrainStepOptions, TrainStepResult,
@@ -82,6 +82,7 @@ export function devices(): DeviceInfo[] {
  */
 export function setNumThreads(n: number): number {
   if (typeof n !== 'number' || !Number.isFinite(n)) throw new HVAEError('ERR_HVAE_OPTION', 'setNumThreads(n) needs a number');
+  if (Math.abs(n) > 65536) throw new HVAEError('ERR_HVAE_OPTION', `setNumThreads(n): ${n} threads is out of range (at most 65536)`);
   try { return loadNative().setNumThreads(Math.trunc(n)); } catch (e) { throw fromNative(e); }
 }
 
@@ -119,7 +120,9 @@ export function setCpuCache(options: { maxBytes?: number; empty?: boolean }): vo
   if (!options || typeof options !== 'object') throw new HVAEError('ERR_HVAE_OPTION', 'setCpuCache needs { maxBytes?, empty? }');
   for (const [k, v] of Object.entries(options)) {
     if (k === 'maxBytes') {
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new HVAEError('ERR_HVAE_OPTION', 'setCpuCache: maxBytes must be a number >= 0');
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+        throw new HVAEError('ERR_HVAE_OPTION', `setCpuCache: maxBytes must be an integer in 0..2^53-1, got ${String(v)}`);
+      }
     } else if (k === 'empty') {
       if (typeof v !== 'boolean') throw new HVAEError('ERR_HVAE_OPTION', 'setCpuCache: empty must be a boolean');
     } else {

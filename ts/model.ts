@@ -46,7 +46,10 @@ export interface ScoreOptions {
    * L>k replaces the k lowest latents by the conditional prior (paper eq. 5); L>0 is the ELBO.
    */
   k?: number[];
-  /** S: importance samples of the ELBO, L^S = log mean_s exp(ELBO_s) (with the reference's 1e-8 guard). Default 1. */
+  /**
+   * S: importance samples of the ELBO, L^S = log mean_s exp(ELBO_s) (with the reference's 1e-8 guard). Default 1;
+   * at most {@link MAX_IMPORTANCE_SAMPLES} (100,000), as is S'.
+   */
   importanceSamples?: number;
   /** S': importance samples of each L>k (the published evaluation uses 1). Default 1. */
   importanceSamplesAboveK?: number;
@@ -210,9 +213,22 @@ export interface TrainStepResult {
   grads?: Record<string, { data: Float32Array; shape: number[] }>;
 }
 
+const LOAD_KEYS = new Set(['device', 'config', 'trainingState']);
+const GENERATE_KEYS = new Set(['images', 'n', 'k', 'posteriorMean', 'lowerLatents', 'sampleOutput', 'transform']);
+const TRAIN_STEP_KEYS = new Set(['beta', 'freeNats', 'freeNatsMode', 'lr', 'beta1', 'beta2', 'eps', 'step', 'collectGrads',
+  'skipNonFinite', 'transform', 'precision', '_noise']);
 const SCORE_KEYS = new Set(['k', 'importanceSamples', 'importanceSamplesAboveK', 'lowerLatents', 'belowL', 'transform',
   'threshold', 'chunkRows', 'returnElboSamples', 'details', 'precision', '_noise']);
 const TRANSFORMS = new Set(['auto', 'none', 'scale', 'binarize', 'threshold', 'dequantize']);
+
+/** `options` must be a plain object (or undefined, giving `{}`): `ERR_HVAE_OPTION` for null, strings, arrays. */
+export function optionsObject<T extends object>(options: T | undefined, what: string): T {
+  if (options === undefined) return {} as T;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    optionError(`${what} options must be an object, got ${options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options}`);
+  }
+  return options;
+}
 
 function checkKeys(opts: object, keys: Set<string>, what: string): void {
   for (const k of Object.keys(opts)) {
@@ -220,8 +236,29 @@ function checkKeys(opts: object, keys: Set<string>, what: string): void {
   }
 }
 
-function positiveInt(v: unknown, name: string): number {
+/** The largest count the addon takes (a C++ int). */
+const MAX_INT32 = 2 ** 31 - 1;
+
+function positiveInt(v: unknown, name: string, max = MAX_INT32): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) optionError(`${name} must be an integer >= 1, got ${String(v)}`);
+  if (v > max) optionError(`${name} must be at most ${max}, got ${v}`);
+  return v;
+}
+
+/**
+ * The most importance samples a call takes: far above the paper's 1000, low enough that a slip (1e9) is refused
+ * rather than starting a computation of days that cannot be cancelled.
+ */
+export const MAX_IMPORTANCE_SAMPLES = 100_000;
+
+function optionalBoolean(v: unknown, name: string): boolean {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') optionError(`${name} must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function finiteNumber(v: unknown, name: string, ok: (x: number) => boolean, range: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) optionError(`${name} must be a finite number ${range}, got ${String(v)}`);
   return v;
 }
 
@@ -266,7 +303,7 @@ export function rngStateFits(metadata: Record<string, string>, bytes: number, mo
 
 /** A seed of the model's random stream must be a non-negative integer (`ERR_HVAE_OPTION` otherwise). */
 function checkSeed(seed: number): void {
-  if (!Number.isInteger(seed) || seed < 0) optionError(`seed must be a non-negative integer, got ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0) optionError(`seed must be a non-negative integer below 2^53, got ${seed}`);
 }
 
 /**
@@ -294,7 +331,7 @@ export class HVAE {
 
   /** Builds a new model (random weights; data-dependent initialisation happens on the first training step). */
   static create(options: CreateOptions = {}): HVAE {
-    const { device: dev, seed, ...cfgInput } = options;
+    const { device: dev, seed, ...cfgInput } = optionsObject(options, 'HVAE.create');
     const device = validateDevice(dev);
     if (seed !== undefined) checkSeed(seed);
     const config = resolveConfig(cfgInput);
@@ -314,15 +351,22 @@ export class HVAE {
    * misshapen tensors are reported all at once as `ERR_HVAE_FORMAT`.
    */
   static load(file: string, options: LoadOptions = {}): HVAE {
+    if (typeof file !== 'string' || file === '') optionError(`HVAE.load needs a file path (a non-empty string), got ${typeof file === 'string' ? "''" : typeof file}`);
+    checkKeys(optionsObject(options, 'HVAE.load'), LOAD_KEYS, 'HVAE.load');
     const { tensors, metadata } = readSafetensors(file);
     let config: HVAEConfig;
     const official = metadata.format !== FORMAT;
     if (!official) {
+      let parsed: unknown;
       try {
-        config = resolveConfig(JSON.parse(metadata.config) as HVAEConfig);
+        parsed = JSON.parse(metadata.config);
       } catch (e) {
-        if (e instanceof HVAEError && e.code === 'ERR_HVAE_OPTION') throw e;
         throw new HVAEError('ERR_HVAE_FORMAT', `${file}: the checkpoint's config metadata is not valid JSON`, { cause: e });
+      }
+      try {
+        config = resolveConfig(parsed as HVAEConfig);
+      } catch (e) {
+        throw new HVAEError('ERR_HVAE_FORMAT', `${file}: the checkpoint's config is invalid: ${(e as Error).message}`, { cause: e });
       }
       if (options.config) config = resolveConfig(asConfigInput(options.config));
     } else {
@@ -451,6 +495,7 @@ export class HVAE {
    * AVX-512 BF16 or AMX.
    */
   get supportsBFloat16(): boolean {
+    this.nativeModel(); // ERR_HVAE_DISPOSED after dispose(), as every other member
     return this.device !== 'cpu' || loadNative().versions().cpuBFloat16;
   }
 
@@ -490,7 +535,7 @@ export class HVAE {
   }
 
   private scoreArgs(images: ImageBatch, options: ScoreOptions): [NativeTensor, object, number[]] {
-    checkKeys(options, SCORE_KEYS, 'scores');
+    checkKeys(optionsObject(options, 'scores'), SCORE_KEYS, 'scores');
     const batch = validateImageBatch(images, this.config.inputShape);
     const L = this.numLayers;
     const ks = options.k ?? Array.from({ length: L }, (_, i) => i);
@@ -499,11 +544,12 @@ export class HVAE {
       if (!Number.isInteger(k) || k < 0 || k > L) optionError(`k = ${String(k)} is out of range: this model has ${L} latent layers, so k must be in 0..${L}`);
     }
     const ls = options.belowL ?? [];
+    if (!Array.isArray(ls)) optionError(`belowL must be an array of integers in 1..${L}, got ${JSON.stringify(ls)}`);
     for (const l of ls) {
       if (!Number.isInteger(l) || l < 1 || l > L) optionError(`belowL = ${String(l)} is out of range 1..${L}`);
     }
-    const S = positiveInt(options.importanceSamples ?? 1, 'importanceSamples');
-    const S2 = positiveInt(options.importanceSamplesAboveK ?? 1, 'importanceSamplesAboveK');
+    const S = positiveInt(options.importanceSamples ?? 1, 'importanceSamples', MAX_IMPORTANCE_SAMPLES);
+    const S2 = positiveInt(options.importanceSamplesAboveK ?? 1, 'importanceSamplesAboveK', MAX_IMPORTANCE_SAMPLES);
     const lower = options.lowerLatents ?? 'mode';
     if (lower !== 'mode' && lower !== 'sample') optionError(`lowerLatents must be 'mode' or 'sample', got ${String(lower)}`);
     const transform = options.transform ?? 'auto';
@@ -511,9 +557,12 @@ export class HVAE {
     const chunkRows = positiveInt(options.chunkRows ?? (this.device === 'cpu' ? 96 : 8192), 'chunkRows');
     const precision = options.precision ?? 'float32';
     if (precision !== 'float32' && precision !== 'bfloat16') optionError(`precision must be 'float32' or 'bfloat16', got ${String(precision)}`);
+    const threshold = finiteNumber(options.threshold ?? 0.5, 'threshold', (t) => t >= 0 && t < 1, 'in [0, 1)');
+    const returnElboSamples = optionalBoolean(options.returnElboSamples, 'returnElboSamples');
+    optionalBoolean(options.details, 'details');
     const native = {
       ks, ls, importanceSamples: S, importanceSamplesAboveK: S2, lowerLatents: lower, transform, precision,
-      threshold: options.threshold ?? 0.5, chunkRows, returnElboSamples: !!options.returnElboSamples,
+      threshold, chunkRows, returnElboSamples,
       ...(options._noise ? { noise: options._noise } : {}),
     };
     return [batch, native, ks];
@@ -585,20 +634,24 @@ export class HVAE {
 
   /** The ELBO L^S per image (higher = more likely). */
   async elbo(images: ImageBatch, options: { importanceSamples?: number; transform?: InputTransform } = {}): Promise<Float32Array> {
+    checkKeys(optionsObject(options, 'elbo'), new Set(['importanceSamples', 'transform']), 'elbo');
     return (await this.scores(images, { ...options, k: [] })).elbo;
   }
 
   private generateArgs(options: GenerateOptions): object {
+    checkKeys(optionsObject(options, 'generate'), GENERATE_KEYS, 'generate');
     const o: Record<string, unknown> = {};
     if (options.images) o.images = validateImageBatch(options.images, this.config.inputShape);
     o.n = positiveInt(options.n ?? 16, 'n');
     const k = options.k ?? 0;
     if (!Number.isInteger(k) || k < 0 || k > this.numLayers) optionError(`k must be in 0..${this.numLayers}`);
     o.k = k;
-    o.posteriorMean = !!options.posteriorMean;
+    o.posteriorMean = optionalBoolean(options.posteriorMean, 'posteriorMean');
     o.lowerLatents = options.lowerLatents ?? 'mode';
-    o.sampleOutput = !!options.sampleOutput;
+    if (o.lowerLatents !== 'mode' && o.lowerLatents !== 'sample') optionError(`lowerLatents must be 'mode' or 'sample', got ${String(o.lowerLatents)}`);
+    o.sampleOutput = optionalBoolean(options.sampleOutput, 'sampleOutput');
     o.transform = options.transform ?? 'auto';
+    if (!TRANSFORMS.has(o.transform as string)) optionError(`unknown transform '${String(o.transform)}'`);
     return o;
   }
 
@@ -634,7 +687,23 @@ export class HVAE {
   }
 
   private trainArgs(images: ImageBatch, options: TrainStepOptions): [NativeTensor, object] {
+    checkKeys(optionsObject(options, 'trainStep'), TRAIN_STEP_KEYS, 'trainStep');
     const batch = validateImageBatch(images, this.config.inputShape);
+    // Checked here: a NaN learning rate or an Adam beta of 1 would turn every weight into NaN without an error.
+    if (options.beta !== undefined) finiteNumber(options.beta, 'beta', (v) => v >= 0, '>= 0');
+    if (options.freeNats !== undefined) finiteNumber(options.freeNats, 'freeNats', (v) => v >= 0, '>= 0');
+    if (options.lr !== undefined) finiteNumber(options.lr, 'lr', (v) => v > 0, '> 0');
+    if (options.beta1 !== undefined) finiteNumber(options.beta1, 'beta1', (v) => v >= 0 && v < 1, 'in [0, 1)');
+    if (options.beta2 !== undefined) finiteNumber(options.beta2, 'beta2', (v) => v >= 0 && v < 1, 'in [0, 1)');
+    if (options.eps !== undefined) finiteNumber(options.eps, 'eps', (v) => v > 0, '> 0');
+    for (const key of ['step', 'collectGrads', 'skipNonFinite'] as const) optionalBoolean(options[key], key);
+    if (options.freeNatsMode !== undefined && !['reference', 'layer-total', 'paper-era'].includes(options.freeNatsMode)) {
+      optionError(`freeNatsMode must be 'reference', 'layer-total' or 'paper-era', got ${String(options.freeNatsMode)}`);
+    }
+    if (options.transform !== undefined && !TRANSFORMS.has(options.transform)) optionError(`unknown transform '${String(options.transform)}'`);
+    if (options.precision !== undefined && options.precision !== 'float32' && options.precision !== 'bfloat16') {
+      optionError(`precision must be 'float32' or 'bfloat16', got ${String(options.precision)}`);
+    }
     const o: Record<string, unknown> = { ...options };
     if (options._noise) { o.noise = options._noise; delete o._noise; }
     return [batch, o];

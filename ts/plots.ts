@@ -13,6 +13,7 @@
  * OOD. See docs/figures.md for how to read each figure.
  */
 import * as fs from 'node:fs';
+import { mkdirp } from './safetensors.js';
 import * as path from 'node:path';
 import { HVAEError, optionError } from './errors.js';
 import { rocCurve, ScoreArray } from './metrics.js';
@@ -1217,7 +1218,7 @@ export async function writeFigure(file: string, svg: string, options: WriteFigur
     }
   }
   try {
-    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    mkdirp(path.dirname(path.resolve(file)));
   } catch (err) {
     throw new HVAEError('ERR_HVAE_IO', `cannot create the directory of ${file}: ${(err as Error).message}`, { cause: err });
   }

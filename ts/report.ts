@@ -2,7 +2,6 @@
  * `hvae-native evaluate` and `main`: the paper's protocol plus the label-free detector, printed as a table and
  * written as a report folder (report.md, report.json, ROC curves, score densities, latent reconstructions).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { HVAE } from './model.js';
 import { Dataset, splitTrainValidation, subset } from './data/stream.js';
@@ -12,7 +11,8 @@ import { OODDetector, loadDetector } from './detector.js';
 import { oodMetrics } from './metrics.js';
 import { rocFigure, densityFigure, panelFigure, writeFigure } from './plots.js';
 import { writeImageGrid } from './images.js';
-import { writeFileAtomic } from './safetensors.js';
+import { mkdirp, writeFileAtomic } from './safetensors.js';
+import { optionError } from './errors.js';
 
 /** Options of {@link runEvaluation}. */
 export interface RunEvaluationOptions extends EvaluateOptions {
@@ -77,9 +77,11 @@ export async function runEvaluation(
   sets: { id: Dataset; ood: Dataset[]; idTrain?: Dataset; modelFile: string },
   options: RunEvaluationOptions,
 ): Promise<RunEvaluationResult> {
-  const report = await evaluateOOD(model, { id: sets.id, ood: sets.ood, idTrain: sets.idTrain }, options);
+  if (options === null || typeof options !== 'object' || typeof options.outDir !== 'string') optionError('runEvaluation needs options with outDir');
+  const { outDir: _outDir, detectorImages: _detectorImages, dataRoot: _dataRoot, ...evaluateOptions } = options;
+  const report = await evaluateOOD(model, { id: sets.id, ood: sets.ood, idTrain: sets.idTrain }, evaluateOptions);
   const files: string[] = [];
-  fs.mkdirSync(options.outDir, { recursive: true });
+  mkdirp(options.outDir);
 
   // ---- the label-free detector (paper §5: per-example choice of k) ----
   let detector: OODDetector | undefined;

@@ -55,12 +55,16 @@ export function parseSafetensors(buf: Uint8Array, name = '<buffer>'): SafeTensor
   let metadata: Record<string, string> = {};
   for (const [key, value] of Object.entries(header)) {
     if (key === '__metadata__') {
+      if (value !== null && (typeof value !== 'object' || Array.isArray(value))) throw fmt(name, '__metadata__ is not an object');
       metadata = (value ?? {}) as Record<string, string>;
       continue;
     }
     const v = value as { dtype?: string; shape?: number[]; data_offsets?: number[] };
     if (!v || typeof v !== 'object' || !Array.isArray(v.shape) || !Array.isArray(v.data_offsets) || v.data_offsets.length !== 2) {
       throw fmt(name, `tensor '${key}' has a malformed header entry`);
+    }
+    if (!v.shape.every((x) => Number.isSafeInteger(x) && x >= 0)) {
+      throw fmt(name, `tensor '${key}' has shape ${JSON.stringify(v.shape)}: dimensions must be non-negative integers`);
     }
     const dtype = v.dtype as SafeDType;
     if (!(dtype in ELEM)) throw fmt(name, `tensor '${key}' has unsupported dtype ${String(v.dtype)}`);
@@ -91,6 +95,7 @@ export function parseSafetensors(buf: Uint8Array, name = '<buffer>'): SafeTensor
 
 /** Reads a safetensors file. Missing files are `ERR_HVAE_IO`; malformed ones `ERR_HVAE_FORMAT`. */
 export function readSafetensors(file: string): SafeTensorsFile {
+  if (typeof file !== 'string' || file === '') throw new HVAEError('ERR_HVAE_OPTION', 'readSafetensors needs a file path (a non-empty string)');
   let buf: Buffer;
   try {
     buf = fs.readFileSync(file);
@@ -100,12 +105,14 @@ export function readSafetensors(file: string): SafeTensorsFile {
   return parseSafetensors(buf, file);
 }
 
-function dtypeOf(data: SafeTensor['data']): SafeDType {
+function dtypeOf(data: SafeTensor['data'], name: string): SafeDType {
   if (data instanceof Float32Array) return 'F32';
   if (data instanceof Uint8Array) return 'U8';
   if (data instanceof BigInt64Array) return 'I64';
   if (data instanceof Float64Array) return 'F64';
-  return 'I32';
+  if (data instanceof Int32Array) return 'I32';
+  const got = data === null ? 'null' : typeof data === 'object' ? (data as object).constructor?.name ?? 'object' : typeof data;
+  throw new HVAEError('ERR_HVAE_DTYPE', `tensor '${name}': data must be a Float32Array, Uint8Array, BigInt64Array, Float64Array or Int32Array, got ${got}`);
 }
 
 /** Serialises tensors (name-sorted, 8-byte-padded header) to one Buffer. */
@@ -113,14 +120,30 @@ export function serializeSafetensors(
   tensors: Map<string, { shape: number[]; data: SafeTensor['data'] }>,
   metadata: Record<string, string> = {},
 ): Buffer {
+  if (!(tensors instanceof Map)) throw new HVAEError('ERR_HVAE_OPTION', 'tensors must be a Map of name to { shape, data }');
+  if (metadata === null || typeof metadata !== 'object') throw new HVAEError('ERR_HVAE_OPTION', 'metadata must be an object of strings');
+  for (const [k, v] of Object.entries(metadata)) {
+    if (typeof v !== 'string') throw new HVAEError('ERR_HVAE_OPTION', `metadata '${k}' must be a string, got ${typeof v} (safetensors metadata maps strings to strings)`);
+  }
   const names = [...tensors.keys()].sort();
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
   for (const n of names) {
+    if (typeof n !== 'string' || n === '' || n === '__metadata__') {
+      throw new HVAEError('ERR_HVAE_OPTION', `invalid tensor name ${JSON.stringify(n)} ('__metadata__' is reserved by the format)`);
+    }
     const t = tensors.get(n)!;
+    const dtype = dtypeOf(t?.data, n);
+    if (!Array.isArray(t.shape) || !t.shape.every((x) => Number.isSafeInteger(x) && x >= 0)) {
+      throw new HVAEError('ERR_HVAE_SHAPE', `tensor '${n}': shape must be an array of non-negative integers, got ${JSON.stringify(t.shape)}`);
+    }
+    const count = t.shape.reduce((a, x) => a * x, 1);
+    if (count !== t.data.length) {
+      throw new HVAEError('ERR_HVAE_SHAPE', `tensor '${n}': shape [${t.shape.join(', ')}] needs ${count} values but data has ${t.data.length}`);
+    }
     const len = t.data.byteLength;
-    header[n] = { dtype: dtypeOf(t.data), shape: t.shape, data_offsets: [offset, offset + len] };
+    header[n] = { dtype, shape: t.shape, data_offsets: [offset, offset + len] };
     offset += len;
   }
   let json = JSON.stringify(header);
@@ -139,15 +162,48 @@ export function serializeSafetensors(
 }
 
 /**
+ * Creates a directory and its missing parents, like `fs.mkdirSync(dir, { recursive: true })`, one level at a time:
+ * Node's recursive mkdir loops forever where a filesystem answers ENOENT for a parent that exists (procfs:
+ * `/proc/nope/x`); here that is an error like any other.
+ */
+export function mkdirp(dir: string): void {
+  const missing: string[] = [];
+  let d = path.resolve(dir);
+  for (;;) {
+    try {
+      if (fs.statSync(d).isDirectory()) break;
+      break; // a file in the way: mkdirSync below reports ENOTDIR/EEXIST
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    missing.push(d);
+    const up = path.dirname(d);
+    if (up === d) break;
+    d = up;
+  }
+  for (const m of missing.reverse()) {
+    try {
+      fs.mkdirSync(m);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(m).isDirectory()) throw e;
+    }
+  }
+}
+
+/**
  * Writes a file atomically: a temporary file in the same directory, fsync, rename over the target, fsync of the
  * directory. A crash at any point leaves either the old file or the new one, never a torn one.
  */
 export function writeFileAtomic(file: string, data: Uint8Array): void {
+  if (typeof file !== 'string' || file === '') throw new HVAEError('ERR_HVAE_OPTION', 'writeFileAtomic needs a file path (a non-empty string)');
+  if (!(data instanceof Uint8Array)) {
+    throw new HVAEError('ERR_HVAE_OPTION', `writeFileAtomic needs the bytes as a Uint8Array or Buffer, got ${data === null ? 'null' : typeof data === 'object' ? (data as object).constructor?.name ?? 'object' : typeof data}`);
+  }
   const dir = path.dirname(path.resolve(file));
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   let fd: number | undefined;
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    mkdirp(dir);
     fd = fs.openSync(tmp, 'w', 0o644);
     let off = 0;
     while (off < data.byteLength) off += fs.writeSync(fd, data, off, data.byteLength - off);

@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
+import { mkdirp } from './safetensors.js';
 import * as path from 'node:path';
 import { HVAEError, optionError } from './errors.js';
 import { loadNative } from './native.js';
@@ -219,7 +220,7 @@ export function resolveFitOptions(o: FitOptions): ResolvedFitOptions {
   if (o === null || typeof o !== 'object') optionError('fit options must be an object');
   for (const k of Object.keys(o)) if (!KEYS.has(k)) optionError(`unknown fit option '${k}'`);
   const betas = o.betas ?? [0.9, 0.999];
-  if (!Array.isArray(betas) || betas.length !== 2 || betas.some((b) => typeof b !== 'number' || b < 0 || b >= 1)) {
+  if (!Array.isArray(betas) || betas.length !== 2 || betas.some((b) => typeof b !== 'number' || !(b >= 0 && b < 1))) {
     optionError('betas must be two numbers in [0, 1)');
   }
   const mode = o.freeNatsMode ?? 'reference';
@@ -237,6 +238,10 @@ export function resolveFitOptions(o: FitOptions): ResolvedFitOptions {
     optionError('validation must be a number, a Dataset, or false');
   }
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) optionError('signal must be an AbortSignal');
+  for (const cb of ['onProgress', 'onEpoch'] as const) {
+    if (o[cb] !== undefined && typeof o[cb] !== 'function') optionError(`${cb} must be a function, got ${typeof o[cb]}`);
+  }
+  if (o.skipNonFinite !== undefined && typeof o.skipNonFinite !== 'boolean') optionError(`skipNonFinite must be true or false, got ${JSON.stringify(o.skipNonFinite)}`);
   return {
     epochs: intOpt(o, 'epochs', 1000, 1),
     batchSize: intOpt(o, 'batchSize', 128, 1),
@@ -298,7 +303,7 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
   }
   if (dir) {
     try {
-      fs.mkdirSync(dir, { recursive: true });
+      mkdirp(dir);
       const probe = path.join(dir, `.write-test-${process.pid}`);
       fs.writeFileSync(probe, 'ok');
       fs.rmSync(probe);
