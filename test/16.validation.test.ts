@@ -111,6 +111,33 @@ describe('16 validation: bad options and inputs are refused with a typed error',
     const bad = path.join(dir, 'bad-config.safetensors');
     writeSafetensors(bad, tensors, { ...metadata, config: JSON.stringify({ ...cfg, stages: [null] }) });
     assert.throws(() => HVAE.load(bad), code('ERR_HVAE_FORMAT', /config is invalid/));
+    // Non-finite weights (a checkpoint of a run that diverged, or corrupted) and a corrupt generator state.
+    const w = new Map(tensors);
+    const [firstName, first] = [...w].find(([k]) => !k.startsWith('optim.') && !k.startsWith('rng.'))!;
+    const nanData = Float32Array.from(first.data as Float32Array);
+    nanData[0] = NaN;
+    w.set(firstName, { ...first, data: nanData });
+    const nanFile = path.join(dir, 'nan.safetensors');
+    writeSafetensors(nanFile, w, metadata);
+    assert.throws(() => HVAE.load(nanFile), code('ERR_HVAE_FORMAT', /must be finite/));
+    assert.throws(() => m.setState({ [firstName]: { data: nanData, shape: first.shape } }), code('ERR_HVAE_NONFINITE'));
+    const t = HVAE.create(SMALL);
+    try {
+      t.trainStepSync(u8);
+      const withRng = path.join(dir, 'rng.safetensors');
+      t.save(withRng, { trainingState: true });
+      const r = readSafetensors(withRng);
+      const rng = r.tensors.get('rng.state')!;
+      assert.ok(rng, 'a training checkpoint holds rng.state');
+      const garbage = new Uint8Array(rng.data.length).fill(0xff);
+      r.tensors.set('rng.state', { ...rng, data: garbage });
+      const corrupt = path.join(dir, 'rng-corrupt.safetensors');
+      writeSafetensors(corrupt, r.tensors, r.metadata);
+      assert.throws(() => HVAE.load(corrupt), code('ERR_HVAE_FORMAT', /rng\.state/));
+      HVAE.load(withRng).dispose(); // the uncorrupted file loads
+    } finally {
+      t.dispose();
+    }
     // Headers with impossible dimensions (written by hand: the writer refuses them).
     for (const shape of ['[-2]', '["2"]', '[2.5]']) {
       const header = Buffer.from(`{"w":{"dtype":"F32","shape":${shape},"data_offsets":[0,8]}}`.padEnd(64, ' '));

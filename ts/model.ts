@@ -386,7 +386,14 @@ export class HVAE {
         model.dispose();
         throw new HVAEError('ERR_HVAE_FORMAT', `${file}: tensor '${name}' is ${t.dtype}, expected F32`);
       }
-      weights[name] = { data: t.data as Float32Array, shape: t.shape };
+      const data = t.data as Float32Array;
+      for (let i = 0; i < data.length; i++) {
+        if (!Number.isFinite(data[i])) {
+          model.dispose();
+          throw new HVAEError('ERR_HVAE_FORMAT', `${file}: tensor '${name}' holds ${data[i]} at index ${i}; a checkpoint's weights must be finite`);
+        }
+      }
+      weights[name] = { data, shape: t.shape };
     }
     try {
       model.nativeModel().setState(weights);
@@ -462,7 +469,11 @@ export class HVAE {
     // A generator's state only fits a generator of the same kind (a CPU one is 5,056 bytes, a CUDA one a seed and
     // an offset): across devices it is left out, and the model keeps its seeded generator (see rngStateFits).
     if (rng && rngStateFits(metadata, rng.data.length, this)) {
-      try { native.setRngState(rng.data as Uint8Array); } catch (e) { throw fromNative(e); }
+      try {
+        native.setRngState(rng.data as Uint8Array);
+      } catch (e) {
+        throw new HVAEError('ERR_HVAE_FORMAT', `${file}: the saved random-generator state (rng.state) is corrupt: ${fromNative(e).message}`, { cause: e });
+      }
       this.rngRestored = true;
     }
   }
@@ -516,6 +527,15 @@ export class HVAE {
 
   /** Replaces all weights (every parameter must be given with its exact shape). */
   setState(state: Record<string, NativeTensor>): void {
+    if (state === null || typeof state !== 'object') optionError('setState needs { [name]: { data, shape } }');
+    for (const [name, t] of Object.entries(state)) {
+      const data = t?.data;
+      if (data instanceof Float32Array) {
+        for (let i = 0; i < data.length; i++) {
+          if (!Number.isFinite(data[i])) throw new HVAEError('ERR_HVAE_NONFINITE', `setState: '${name}' holds ${data[i]} at index ${i}; weights must be finite`);
+        }
+      }
+    }
     try { this.nativeModel().setState(state); } catch (e) { throw fromNative(e); }
   }
 
