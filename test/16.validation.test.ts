@@ -45,6 +45,19 @@ describe('16 validation: bad options and inputs are refused with a typed error',
     assert.throws(() => HVAE.create({ ...SMALL, seed: 2 ** 63 }), code('ERR_HVAE_OPTION'));
   });
 
+  it('float pixels outside [0, 1] are ERR_HVAE_RANGE (they were scored and trained on silently)', async () => {
+    for (const v of [5, -3, 1.0001, 255]) {
+      const bad = { data: new Float32Array(2 * 784).fill(0.5), shape: x.shape };
+      bad.data[784 + 3] = v;
+      await assert.rejects(m.scores(bad), code('ERR_HVAE_RANGE', /images\.data\[787\] is .*image 1.*\[0, 1\]/), String(v));
+      assert.throws(() => m.trainStepSync(bad, { step: false }), code('ERR_HVAE_RANGE'), String(v));
+    }
+    const edges = { data: new Float32Array(2 * 784).map((_, i) => i % 2), shape: x.shape };
+    assert.equal((await m.scores(edges, { k: [] })).elbo.length, 2); // 0 and 1 themselves are in range
+    const nan = { data: new Float32Array(2 * 784).fill(NaN), shape: x.shape };
+    await assert.rejects(m.scores(nan), code('ERR_HVAE_NONFINITE'));
+  });
+
   it('scores: wrong option types and unknown keys', async () => {
     await assert.rejects(m.scores(x, null as never), code('ERR_HVAE_OPTION', /must be an object/));
     await assert.rejects(m.scores(x, 'fast' as never), code('ERR_HVAE_OPTION', /must be an object/));

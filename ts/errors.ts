@@ -11,6 +11,8 @@ export type HVAEErrorCode =
   | 'ERR_HVAE_DTYPE'
   /** Float input contains NaN or an infinity. */
   | 'ERR_HVAE_NONFINITE'
+  /** Float pixel values outside [0, 1] (the model's input space; 8-bit pixels go in as a Uint8Array). */
+  | 'ERR_HVAE_RANGE'
   /** The requested device does not exist (e.g. `'cuda'` on a machine without CUDA). */
   | 'ERR_HVAE_DEVICE'
   /** The native addon or LibTorch could not be loaded. */

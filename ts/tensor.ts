@@ -29,8 +29,8 @@ export interface FloatTensor {
 
 /**
  * Validates an image batch: a Uint8Array/Float32Array, a 4-D shape of positive integers whose product is the
- * length, finite values for float data, and (when given) the expected `[c, h, w]`. Throws `ERR_HVAE_SHAPE`,
- * `ERR_HVAE_DTYPE` or `ERR_HVAE_NONFINITE`.
+ * length, float data finite and in [0, 1], and (when given) the expected `[c, h, w]`. Throws `ERR_HVAE_SHAPE`,
+ * `ERR_HVAE_DTYPE`, `ERR_HVAE_NONFINITE` or `ERR_HVAE_RANGE`.
  */
 export function validateImageBatch(batch: unknown, expected?: readonly number[], what = 'images'): ImageBatch {
   if (batch === null || typeof batch !== 'object') {
@@ -59,9 +59,13 @@ export function validateImageBatch(batch: unknown, expected?: readonly number[],
   if (data instanceof Float32Array) {
     for (let i = 0; i < data.length; i++) {
       const v = data[i];
-      if (!Number.isFinite(v)) {
-        throw new HVAEError('ERR_HVAE_NONFINITE',
-          `${what}.data[${i}] is ${v}; float input must be finite (image ${Math.floor(i / (n / shape[0]))})`);
+      if (!(v >= 0 && v <= 1)) {
+        const image = Math.floor(i / (n / shape[0]));
+        if (!Number.isFinite(v)) {
+          throw new HVAEError('ERR_HVAE_NONFINITE', `${what}.data[${i}] is ${v}; float input must be finite (image ${image})`);
+        }
+        throw new HVAEError('ERR_HVAE_RANGE',
+          `${what}.data[${i}] is ${v} (image ${image}); float input must be in [0, 1] (pass 8-bit pixels as a Uint8Array, or divide by 255)`);
       }
     }
   }
