@@ -11,7 +11,7 @@ import { HVAEError, optionError } from './errors.js';
 import type { HVAE, InputTransform } from './model.js';
 import { batches, Dataset, subset } from './data/stream.js';
 import { permutation } from './data/random.js';
-import type { ImageBatch } from './tensor.js';
+import { firstNonFinite, type ImageBatch } from './tensor.js';
 
 /** Options of {@link OODDetector}. */
 export interface DetectorOptions {
@@ -285,9 +285,8 @@ export class OODDetector {
       if (!v || typeof v.length !== 'number') optionError(`LLR>${k} is missing`);
       if (n >= 0 && v.length !== n) throw new HVAEError('ERR_HVAE_SHAPE', `LLR>${k} has ${v.length} values but LLR>${this.ks[0]} has ${n}`);
       n = v.length;
-      for (let i = 0; i < v.length; i++) {
-        if (!Number.isFinite(v[i])) throw new HVAEError('ERR_HVAE_NONFINITE', `LLR>${k}[${i}] is ${v[i]}; the detector needs finite LLRs`);
-      }
+      const bad = firstNonFinite(v);
+      if (bad >= 0) throw new HVAEError('ERR_HVAE_NONFINITE', `LLR>${k}[${bad}] is ${v[bad]}; the detector needs finite LLRs`);
     }
     return this.deviations(llr);
   }

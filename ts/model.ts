@@ -6,7 +6,7 @@ import { HVAEConfig, ConfigInput, PresetName, resolveConfig, dataDims, latentSha
 import { HVAEError, fromNative, optionError } from './errors.js';
 import { loadNative, NativeModel, NativeScoreResult, NativeTensor, NativeAdamState } from './native.js';
 import { readSafetensors, writeSafetensors, SafeTensor } from './safetensors.js';
-import { ImageBatch, validateImageBatch } from './tensor.js';
+import { ImageBatch, firstNonFinite, validateImageBatch } from './tensor.js';
 
 /** A compute device: `'cpu'`, `'cuda'` (device 0) or `'cuda:N'`. */
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -387,11 +387,10 @@ export class HVAE {
         throw new HVAEError('ERR_HVAE_FORMAT', `${file}: tensor '${name}' is ${t.dtype}, expected F32`);
       }
       const data = t.data as Float32Array;
-      for (let i = 0; i < data.length; i++) {
-        if (!Number.isFinite(data[i])) {
-          model.dispose();
-          throw new HVAEError('ERR_HVAE_FORMAT', `${file}: tensor '${name}' holds ${data[i]} at index ${i}; a checkpoint's weights must be finite`);
-        }
+      const bad = firstNonFinite(data);
+      if (bad >= 0) {
+        model.dispose();
+        throw new HVAEError('ERR_HVAE_FORMAT', `${file}: tensor '${name}' holds ${data[bad]} at index ${bad}; a checkpoint's weights must be finite`);
       }
       weights[name] = { data, shape: t.shape };
     }
@@ -530,11 +529,8 @@ export class HVAE {
     if (state === null || typeof state !== 'object') optionError('setState needs { [name]: { data, shape } }');
     for (const [name, t] of Object.entries(state)) {
       const data = t?.data;
-      if (data instanceof Float32Array) {
-        for (let i = 0; i < data.length; i++) {
-          if (!Number.isFinite(data[i])) throw new HVAEError('ERR_HVAE_NONFINITE', `setState: '${name}' holds ${data[i]} at index ${i}; weights must be finite`);
-        }
-      }
+      const bad = data instanceof Float32Array ? firstNonFinite(data) : -1;
+      if (bad >= 0) throw new HVAEError('ERR_HVAE_NONFINITE', `setState: '${name}' holds ${data[bad]} at index ${bad}; weights must be finite`);
     }
     try { this.nativeModel().setState(state); } catch (e) { throw fromNative(e); }
   }

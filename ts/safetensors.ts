@@ -171,8 +171,8 @@ export function mkdirp(dir: string): void {
   let d = path.resolve(dir);
   for (;;) {
     try {
-      if (fs.statSync(d).isDirectory()) break;
-      break; // a file in the way: mkdirSync below reports ENOTDIR/EEXIST
+      fs.statSync(d);
+      break; // exists (a file in the way makes the mkdir below, or the caller's open, fail with ENOTDIR)
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }

@@ -72,6 +72,12 @@ export function validateImageBatch(batch: unknown, expected?: readonly number[],
   return { data, shape: shape as [number, number, number, number] };
 }
 
+/** Index of the first NaN or infinity in `data`, or -1 when every value is finite. */
+export function firstNonFinite(data: ArrayLike<number>): number {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
+  return -1;
+}
+
 /** Number of images in a batch. */
 export function batchSize(batch: ImageBatch): number {
   return batch.shape[0];
