@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   HVAE, HVAEError, OODDetector, resolveFitOptions, setCpuCache, setNumThreads, getNumThreads, writeFileAtomic,
-  writeSafetensors, readSafetensors, writeFigure, evaluateOOD, MAX_IMPORTANCE_SAMPLES,
+  writeSafetensors, readSafetensors, writeFigure, evaluateOOD, reportMarkdown, MAX_IMPORTANCE_SAMPLES,
 } from '../lib/index.js';
 import { tmpDir } from './setup.js';
 
@@ -208,5 +208,8 @@ describe('16 validation: bad options and inputs are refused with a typed error',
     assert.throws(() => OODDetector.fromJSON(m, { ...state, threshold: NaN }), code('ERR_HVAE_FORMAT'));
     assert.throws(() => OODDetector.fromJSON(m, { ...state, k: [9] }), code('ERR_HVAE_FORMAT', /does not fit this model/));
     await assert.rejects(evaluateOOD(m, { id: {} as never, ood: [{} as never] }, { limt: 2 } as never), code('ERR_HVAE_OPTION', /unknown evaluateOOD option 'limt'/));
+    const batch = { data: new Uint8Array(784), shape: [1, 1, 28, 28] };
+    await assert.rejects(evaluateOOD(m, { id: batch as never, ood: [batch as never] }), code('ERR_HVAE_OPTION', /id must be a Dataset.*ImageBatch/));
+    assert.throws(() => reportMarkdown({} as never), code('ERR_HVAE_OPTION', /EvaluationReport/));
   });
 });

@@ -203,6 +203,12 @@ export async function evaluateOOD(
     if (!EVALUATE_KEYS.includes(key)) optionError(`unknown evaluateOOD option '${key}'; known: ${EVALUATE_KEYS.join(', ')}`);
   }
   if (sets.ood.length === 0 && !sets.idTrain) optionError('evaluateOOD needs at least one OOD set (ood: [...]) or idTrain');
+  const named = [['id', sets.id], ...sets.ood.map((d, i) => [`ood[${i}]`, d]), ...(sets.idTrain ? [['idTrain', sets.idTrain]] : [])] as [string, unknown][];
+  for (const [where, d] of named) {
+    if (d === null || typeof d !== 'object' || typeof (d as Dataset).read !== 'function' || typeof (d as Dataset).length !== 'number') {
+      optionError(`evaluateOOD: ${where} must be a Dataset (loadDataset, openIdx, ArrayDataset, ...), not ${d === null ? 'null' : (d as { data?: unknown }).data !== undefined ? 'an ImageBatch (wrap uint8 pixels in new ArrayDataset({ name, images, shape }))' : typeof d}`);
+    }
+  }
   const ks = defaultKs(model, options.k);
   const S = options.importanceSamples ?? 1;
   const seed = options.seed ?? 0;
@@ -244,7 +250,11 @@ function f3(v: number): string {
 }
 
 /** The report as a Markdown table in the layout of the paper's Table 7 (rows per OOD set and score). */
-export function reportMarkdown(report: EvaluationReport, title = `In-distribution: ${report.reference}`): string {
+export function reportMarkdown(report: EvaluationReport, title?: string): string {
+  if (!report || typeof report !== 'object' || !Array.isArray(report.rows) || !report.settings) {
+    optionError('reportMarkdown needs the EvaluationReport returned by evaluateOOD');
+  }
+  title ??= `In-distribution: ${report.reference}`;
   const lines = [
     `### ${title}`,
     '',
