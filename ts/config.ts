@@ -95,7 +95,7 @@ export const presetNames: readonly PresetName[] = Object.keys(PRESETS) as Preset
 export function preset(name: PresetName | string): HVAEConfig {
   const p = typeof name === 'string' && Object.prototype.hasOwnProperty.call(PRESETS, name)
     ? (PRESETS as Record<string, HVAEConfig>)[name] : undefined;
-  if (!p) optionError(`unknown preset '${name}'; known presets: ${presetNames.join(', ')}`);
+  if (!p) optionError(`unknown preset ${JSON.stringify(name)}; known presets: ${presetNames.join(', ')}`);
   return JSON.parse(JSON.stringify(p)) as HVAEConfig;
 }
 
@@ -119,11 +119,8 @@ export function resolveConfig(input: ConfigInput | HVAEConfig = {}): HVAEConfig 
   for (const k of Object.keys(input)) {
     if (!CONFIG_KEYS.has(k)) optionError(`unknown config key '${k}'; known keys: ${[...CONFIG_KEYS].join(', ')}`);
   }
-  if (input.preset !== undefined && (typeof input.preset !== 'string' || !presetNames.includes(input.preset as PresetName))) {
-    optionError(`unknown preset ${JSON.stringify(input.preset)}; known presets: ${presetNames.join(', ')}`);
-  }
-  const base: HVAEConfig = input.preset
-    ? preset(input.preset)
+  const base: HVAEConfig = input.preset !== undefined
+    ? preset(input.preset) // throws for anything but a preset's name
     : input.stages
       ? { inputShape: [1, 28, 28], stages: [], likelihood: 'bernoulli', mixtureComponents: 10, skipConnections: 'reference' }
       : preset('fashionmnist');

@@ -57,6 +57,16 @@ export function optionError(message: string): never {
   throw new HVAEError('ERR_HVAE_OPTION', message);
 }
 
+/** `value` (`fallback` when undefined) must be one of `allowed`, else `ERR_HVAE_OPTION` naming them all. */
+export function oneOf<T extends string>(value: unknown, allowed: readonly T[], name: string, fallback?: T): T {
+  const v = value === undefined ? fallback : value;
+  if (!allowed.includes(v as T)) {
+    const list = allowed.map((a) => `'${a}'`);
+    optionError(`${name} must be ${list.slice(0, -1).join(', ')} or ${list[list.length - 1]}, got ${JSON.stringify(value)}`);
+  }
+  return v as T;
+}
+
 /**
  * Converts an error thrown by the native addon into an HVAEError. The addon throws JS errors whose message starts
  * with `[ERR_HVAE_…] `; anything else is `ERR_HVAE_TORCH` with the original error as `cause`.

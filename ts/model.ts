@@ -3,7 +3,7 @@
  * returns a Promise and runs on a worker thread; `*Sync` variants exist for use inside `worker_threads`.
  */
 import { HVAEConfig, ConfigInput, PresetName, resolveConfig, dataDims, latentShapes } from './config.js';
-import { HVAEError, fromNative, optionError } from './errors.js';
+import { HVAEError, fromNative, oneOf, optionError } from './errors.js';
 import { loadNative, NativeModel, NativeScoreResult, NativeTensor, NativeAdamState } from './native.js';
 import { readSafetensors, writeSafetensors, SafeTensor } from './safetensors.js';
 import { ImageBatch, firstNonFinite, validateImageBatch } from './tensor.js';
@@ -219,7 +219,11 @@ const TRAIN_STEP_KEYS = new Set(['beta', 'freeNats', 'freeNatsMode', 'lr', 'beta
   'skipNonFinite', 'transform', 'precision', '_noise']);
 const SCORE_KEYS = new Set(['k', 'importanceSamples', 'importanceSamplesAboveK', 'lowerLatents', 'belowL', 'transform',
   'threshold', 'chunkRows', 'returnElboSamples', 'details', 'precision', '_noise']);
-const TRANSFORMS = new Set(['auto', 'none', 'scale', 'binarize', 'threshold', 'dequantize']);
+/** The values of {@link InputTransform}, {@link TrainStepOptions.freeNatsMode}, `lowerLatents` and `precision`. */
+export const INPUT_TRANSFORMS: readonly InputTransform[] = ['auto', 'none', 'scale', 'binarize', 'threshold', 'dequantize'];
+export const FREE_NATS_MODES = ['reference', 'layer-total', 'paper-era'] as const;
+const LOWER_LATENTS = ['mode', 'sample'] as const;
+export const PRECISIONS = ['float32', 'bfloat16'] as const;
 
 /** `options` must be a plain object (or undefined, giving `{}`): `ERR_HVAE_OPTION` for null, strings, arrays. */
 export function optionsObject<T extends object>(options: T | undefined, what: string): T {
@@ -566,13 +570,10 @@ export class HVAE {
     }
     const S = positiveInt(options.importanceSamples ?? 1, 'importanceSamples', MAX_IMPORTANCE_SAMPLES);
     const S2 = positiveInt(options.importanceSamplesAboveK ?? 1, 'importanceSamplesAboveK', MAX_IMPORTANCE_SAMPLES);
-    const lower = options.lowerLatents ?? 'mode';
-    if (lower !== 'mode' && lower !== 'sample') optionError(`lowerLatents must be 'mode' or 'sample', got ${String(lower)}`);
-    const transform = options.transform ?? 'auto';
-    if (!TRANSFORMS.has(transform)) optionError(`unknown transform '${transform}'`);
+    const lower = oneOf(options.lowerLatents, LOWER_LATENTS, 'lowerLatents', 'mode');
+    const transform = oneOf(options.transform, INPUT_TRANSFORMS, 'transform', 'auto');
     const chunkRows = positiveInt(options.chunkRows ?? (this.device === 'cpu' ? 96 : 8192), 'chunkRows');
-    const precision = options.precision ?? 'float32';
-    if (precision !== 'float32' && precision !== 'bfloat16') optionError(`precision must be 'float32' or 'bfloat16', got ${String(precision)}`);
+    const precision = oneOf(options.precision, PRECISIONS, 'precision', 'float32');
     const threshold = finiteNumber(options.threshold ?? 0.5, 'threshold', (t) => t >= 0 && t < 1, 'in [0, 1)');
     const returnElboSamples = optionalBoolean(options.returnElboSamples, 'returnElboSamples');
     optionalBoolean(options.details, 'details');
@@ -663,11 +664,9 @@ export class HVAE {
     if (!Number.isInteger(k) || k < 0 || k > this.numLayers) optionError(`k must be in 0..${this.numLayers}`);
     o.k = k;
     o.posteriorMean = optionalBoolean(options.posteriorMean, 'posteriorMean');
-    o.lowerLatents = options.lowerLatents ?? 'mode';
-    if (o.lowerLatents !== 'mode' && o.lowerLatents !== 'sample') optionError(`lowerLatents must be 'mode' or 'sample', got ${String(o.lowerLatents)}`);
+    o.lowerLatents = oneOf(options.lowerLatents, LOWER_LATENTS, 'lowerLatents', 'mode');
     o.sampleOutput = optionalBoolean(options.sampleOutput, 'sampleOutput');
-    o.transform = options.transform ?? 'auto';
-    if (!TRANSFORMS.has(o.transform as string)) optionError(`unknown transform '${String(o.transform)}'`);
+    o.transform = oneOf(options.transform, INPUT_TRANSFORMS, 'transform', 'auto');
     return o;
   }
 
@@ -713,13 +712,9 @@ export class HVAE {
     if (options.beta2 !== undefined) finiteNumber(options.beta2, 'beta2', (v) => v >= 0 && v < 1, 'in [0, 1)');
     if (options.eps !== undefined) finiteNumber(options.eps, 'eps', (v) => v > 0, '> 0');
     for (const key of ['step', 'collectGrads', 'skipNonFinite'] as const) optionalBoolean(options[key], key);
-    if (options.freeNatsMode !== undefined && !['reference', 'layer-total', 'paper-era'].includes(options.freeNatsMode)) {
-      optionError(`freeNatsMode must be 'reference', 'layer-total' or 'paper-era', got ${String(options.freeNatsMode)}`);
-    }
-    if (options.transform !== undefined && !TRANSFORMS.has(options.transform)) optionError(`unknown transform '${String(options.transform)}'`);
-    if (options.precision !== undefined && options.precision !== 'float32' && options.precision !== 'bfloat16') {
-      optionError(`precision must be 'float32' or 'bfloat16', got ${String(options.precision)}`);
-    }
+    if (options.freeNatsMode !== undefined) oneOf(options.freeNatsMode, FREE_NATS_MODES, 'freeNatsMode');
+    if (options.transform !== undefined) oneOf(options.transform, INPUT_TRANSFORMS, 'transform');
+    if (options.precision !== undefined) oneOf(options.precision, PRECISIONS, 'precision');
     const o: Record<string, unknown> = { ...options };
     if (options._noise) { o.noise = options._noise; delete o._noise; }
     return [batch, o];

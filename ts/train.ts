@@ -7,9 +7,9 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { mkdirp } from './safetensors.js';
 import * as path from 'node:path';
-import { HVAEError, optionError } from './errors.js';
+import { HVAEError, oneOf, optionError } from './errors.js';
 import { loadNative } from './native.js';
-import { deviceKind, type HVAE, type InputTransform } from './model.js';
+import { deviceKind, FREE_NATS_MODES, INPUT_TRANSFORMS, PRECISIONS, type HVAE, type InputTransform } from './model.js';
 import { batches, Dataset, splitTrainValidation } from './data/stream.js';
 import { klWarmup, freeNatsSchedule } from './schedules.js';
 import { writeImageGrid } from './images.js';
@@ -223,12 +223,10 @@ export function resolveFitOptions(o: FitOptions): ResolvedFitOptions {
   if (!Array.isArray(betas) || betas.length !== 2 || betas.some((b) => typeof b !== 'number' || !(b >= 0 && b < 1))) {
     optionError('betas must be two numbers in [0, 1)');
   }
-  const mode = o.freeNatsMode ?? 'reference';
-  if (!['reference', 'layer-total', 'paper-era'].includes(mode)) optionError(`freeNatsMode must be 'reference', 'layer-total' or 'paper-era'`);
-  const bin = o.binarization ?? 'dynamic';
-  if (bin !== 'dynamic' && bin !== 'static') optionError(`binarization must be 'dynamic' or 'static'`);
-  const precision = o.precision ?? 'float32';
-  if (precision !== 'float32' && precision !== 'bfloat16') optionError(`precision must be 'float32' or 'bfloat16', got ${JSON.stringify(precision)}`);
+  const mode = oneOf(o.freeNatsMode, FREE_NATS_MODES, 'freeNatsMode', 'reference');
+  const bin = oneOf(o.binarization, ['dynamic', 'static'] as const, 'binarization', 'dynamic');
+  const precision = oneOf(o.precision, PRECISIONS, 'precision', 'float32');
+  const transform = oneOf(o.transform, INPUT_TRANSFORMS, 'transform', 'auto');
   const v = o.validation ?? 5000;
   let validationCount: number | null = null;
   if (typeof v === 'number') {
@@ -253,7 +251,7 @@ export function resolveFitOptions(o: FitOptions): ResolvedFitOptions {
     freeNatsCooldownEpochs: intOpt(o, 'freeNatsCooldownEpochs', 200, 0),
     freeNatsMode: mode,
     binarization: bin,
-    transform: o.transform ?? 'auto',
+    transform,
     precision,
     validationCount,
     splitSeed: intOpt(o, 'splitSeed', 0, 0),
