@@ -31,6 +31,8 @@ namespace {
 std::atomic<int> gNumThreads{0};
 // Whether the user chose TF32 for CUDA float32 with setCudnn({ allowTF32 }); until then it is kept off.
 std::atomic<bool> gTf32Chosen{false};
+// Whether the user chose cuDNN autotuning with setCudnn({ benchmark }); until then a CUDA model turns it on.
+std::atomic<bool> gCudnnBenchmarkChosen{false};
 
 int defaultThreads() {
   const unsigned hc = std::thread::hardware_concurrency();
@@ -266,8 +268,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         st->model = HVAE(cfg);
       }
       st->model->to(device);
-      // Fixed shapes per call: let cuDNN pick the fastest algorithms (hvae-native.setCudnn to change it).
-      if (device.is_cuda()) compat::setCudnnBenchmark(true);
+      // Fixed shapes per call: let cuDNN pick the fastest algorithms, unless the user chose with setCudnn({ benchmark }).
+      if (device.is_cuda() && !gCudnnBenchmarkChosen.load()) compat::setCudnnBenchmark(true);
       // Float32 means float32 (ALGORITHM.md): LibTorch lets cuDNN use TF32 (a 10-bit mantissa) for float32
       // convolutions by default; turn that off unless the user chose with setCudnn({ allowTF32 }).
       if (device.is_cuda() && !gTf32Chosen.load()) compat::setAllowTF32(false);
@@ -396,10 +398,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       Napi::Object o = optionsArg(info, 1);
       ImagesArg in = readImages(info[0], o, st->model->config(), *job);
       ScoreRequest req;
-      for (auto k : getIntArray(o, "ks")) req.ks.push_back(static_cast<int>(k));
-      for (auto l : getIntArray(o, "ls")) req.ls.push_back(static_cast<int>(l));
-      req.samples = static_cast<int>(getInt(o, "importanceSamples", 1));
-      req.samplesAboveK = static_cast<int>(getInt(o, "importanceSamplesAboveK", 1));
+      for (auto k : getIntArray(o, "ks")) req.ks.push_back(narrowInt(k, "ks"));
+      for (auto l : getIntArray(o, "ls")) req.ls.push_back(narrowInt(l, "ls"));
+      req.samples = getInt32(o, "importanceSamples", 1);
+      req.samplesAboveK = getInt32(o, "importanceSamplesAboveK", 1);
       req.priorSample = getString(o, "lowerLatents", "mode") == "sample";
       req.chunkRows = getInt(o, "chunkRows", 4096);
       req.returnElboSamples = getBool(o, "returnElboSamples", false);
@@ -555,7 +557,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       if (!fromPrior) in = readImages(o.Get("images"), o, cfg, *job);
       ownUnlessSync(sync, in.view);
       const int64_t n = getInt(o, "n", 16);
-      const int k = static_cast<int>(getInt(o, "k", 0));
+      const int k = getInt32(o, "k", 0);
       check(n >= 1, "ERR_HVAE_OPTION", "n must be >= 1");
       check(k >= 0 && k <= cfg.numLayers(), "ERR_HVAE_OPTION", "k is out of range 0.." + std::to_string(cfg.numLayers()));
       const bool posteriorMean = getBool(o, "posteriorMean", false);
@@ -684,7 +686,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto st = state(env);
     return guarded(env, [&]() -> Napi::Value {
       check(info.Length() >= 1 && info[0].IsNumber(), "ERR_HVAE_OPTION", "seed(n) expects a number");
-      const uint64_t seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+      const uint64_t seed = static_cast<uint64_t>(toInt(info[0], "seed", "ERR_HVAE_OPTION"));
       std::lock_guard<std::mutex> lock(st->mutex);
       std::lock_guard<std::mutex> glock(st->generator.mutex());
       st->generator.set_current_seed(seed);
@@ -720,16 +722,20 @@ Napi::Value Versions(const Napi::CallbackInfo& info) {
   o.Set("mkldnn", at::hasMKLDNN());
   o.Set("cpuBFloat16", nativeBFloat16(torch::Device(torch::kCPU)));
   o.Set("numThreads", gNumThreads.load());
+  o.Set("cudnnBenchmark", compat::cudnnBenchmark());
   return o;
 }
 
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int n = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
-  if (n <= 0) n = defaultThreads();
-  gNumThreads = n;
-  applyThreads();
-  return Napi::Number::New(env, n);
+  return guarded(env, [&]() -> Napi::Value {
+    int n = 0;
+    if (info.Length() > 0 && !info[0].IsUndefined()) n = narrowInt(toInt(info[0], "setNumThreads(n): n", "ERR_HVAE_OPTION"), "setNumThreads(n): n");
+    if (n <= 0) n = defaultThreads();
+    gNumThreads = n;
+    applyThreads();
+    return Napi::Number::New(env, n);
+  });
 }
 
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), gNumThreads.load()); }
@@ -747,21 +753,34 @@ Napi::Value SetCpuFastPaths(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetCudnn(const Napi::CallbackInfo& info) {
-  Napi::Object o = info[0].As<Napi::Object>();
-  if (has(o, "benchmark")) compat::setCudnnBenchmark(getBool(o, "benchmark", false));
-  if (has(o, "allowTF32")) {
-    compat::setAllowTF32(getBool(o, "allowTF32", false));
-    gTf32Chosen = true;
-  }
-  return info.Env().Undefined();
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    check(info.Length() >= 1 && info[0].IsObject(), "ERR_HVAE_OPTION", "setCudnn(options) expects an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    if (has(o, "benchmark")) {
+      compat::setCudnnBenchmark(getBool(o, "benchmark", false));
+      gCudnnBenchmarkChosen = true;
+    }
+    if (has(o, "allowTF32")) {
+      compat::setAllowTF32(getBool(o, "allowTF32", false));
+      gTf32Chosen = true;
+    }
+    return info.Env().Undefined();
+  });
 }
 
 // setCpuCache({ maxBytes }): the limit on CPU memory kept for reuse (allocator.h); { empty: true } releases it.
 Napi::Value SetCpuCache(const Napi::CallbackInfo& info) {
-  Napi::Object o = info[0].As<Napi::Object>();
-  if (has(o, "maxBytes")) setCpuCacheLimit(static_cast<size_t>(std::max(0.0, o.Get("maxBytes").As<Napi::Number>().DoubleValue())));
-  if (getBool(o, "empty", false)) emptyCpuCache();
-  return info.Env().Undefined();
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    check(info.Length() >= 1 && info[0].IsObject(), "ERR_HVAE_OPTION", "setCpuCache(options) expects an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    if (has(o, "maxBytes")) {
+      const int64_t maxBytes = getInt(o, "maxBytes", 0);
+      check(maxBytes >= 0, "ERR_HVAE_OPTION", "maxBytes must be >= 0");
+      setCpuCacheLimit(static_cast<size_t>(maxBytes));
+    }
+    if (getBool(o, "empty", false)) emptyCpuCache();
+    return info.Env().Undefined();
+  });
 }
 
 Napi::Value CpuCache(const Napi::CallbackInfo& info) {

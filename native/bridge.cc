@@ -1,6 +1,8 @@
 #include "bridge.h"
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "compat.h"
 #include "errors.h"
@@ -39,7 +41,7 @@ InputView readBatch(const Napi::Value& value, const std::string& what, std::vect
   }
   Napi::ArrayBuffer buf = ta.ArrayBuffer();
   v.data = static_cast<uint8_t*>(buf.Data()) + ta.ByteOffset();
-  v.shape = getIntArray(o, "shape");
+  v.shape = getIntArray(o, "shape", "ERR_HVAE_SHAPE");
   int64_t n = 1;
   for (auto s : v.shape) {
     check(s > 0, "ERR_HVAE_SHAPE", what + ".shape must have positive entries");
@@ -82,12 +84,28 @@ bool has(const Napi::Object& o, const char* key) {
   return o.Has(key) && !o.Get(key).IsUndefined() && !o.Get(key).IsNull();
 }
 
+int64_t toInt(const Napi::Value& v, const std::string& what, const char* code) {
+  check(v.IsNumber(), code, what + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  // Int64Value() would turn NaN into 0, truncate 1.5 to 1 and saturate 1e300: refuse what is not an integer in
+  // int64's range (every integral double below 2^63 converts exactly) instead of computing with something else.
+  check(std::isfinite(d) && std::trunc(d) == d && std::fabs(d) < 9223372036854775808.0, code,
+        what + " must be an integer (|n| < 2^63)");
+  return static_cast<int64_t>(d);
+}
+
 int64_t getInt(const Napi::Object& o, const char* key, int64_t def) {
   if (!has(o, key)) return def;
-  Napi::Value v = o.Get(key);
-  check(v.IsNumber(), "ERR_HVAE_OPTION", std::string(key) + " must be a number");
-  return v.As<Napi::Number>().Int64Value();
+  return toInt(o.Get(key), key, "ERR_HVAE_OPTION");
 }
+
+int narrowInt(int64_t v, const std::string& what) {
+  check(v >= std::numeric_limits<int>::min() && v <= std::numeric_limits<int>::max(), "ERR_HVAE_OPTION",
+        what + " is out of range (|n| <= 2^31-1)");
+  return static_cast<int>(v);
+}
+
+int getInt32(const Napi::Object& o, const char* key, int def) { return narrowInt(getInt(o, key, def), key); }
 
 double getDouble(const Napi::Object& o, const char* key, double def) {
   if (!has(o, key)) return def;
@@ -108,17 +126,13 @@ std::string getString(const Napi::Object& o, const char* key, const std::string&
   return v.As<Napi::String>().Utf8Value();
 }
 
-std::vector<int64_t> getIntArray(const Napi::Object& o, const char* key) {
+std::vector<int64_t> getIntArray(const Napi::Object& o, const char* key, const char* code) {
   std::vector<int64_t> out;
   if (!has(o, key)) return out;
   Napi::Value v = o.Get(key);
-  check(v.IsArray(), "ERR_HVAE_OPTION", std::string(key) + " must be an array of integers");
+  check(v.IsArray(), code, std::string(key) + " must be an array of integers");
   Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); ++i) {
-    Napi::Value e = a.Get(i);
-    check(e.IsNumber(), "ERR_HVAE_OPTION", std::string(key) + " must be an array of integers");
-    out.push_back(e.As<Napi::Number>().Int64Value());
-  }
+  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(toInt(a.Get(i), std::string(key) + "[" + std::to_string(i) + "]", code));
   return out;
 }
 

@@ -41,11 +41,16 @@ Napi::Uint8Array toUint8Array(Napi::Env env, const torch::Tensor& t);
 
 // Options.
 bool has(const Napi::Object& o, const char* key);
+// An integer option: refused (with `code`, else ERR_HVAE_OPTION) unless a number holding an integer, |n| < 2^63.
+int64_t toInt(const Napi::Value& v, const std::string& what, const char* code);
 int64_t getInt(const Napi::Object& o, const char* key, int64_t def);
+// The same, also refused outside the range of int (what LibTorch's sizes and the bounds' counts take).
+int getInt32(const Napi::Object& o, const char* key, int def);
+int narrowInt(int64_t v, const std::string& what);
 double getDouble(const Napi::Object& o, const char* key, double def);
 bool getBool(const Napi::Object& o, const char* key, bool def);
 std::string getString(const Napi::Object& o, const char* key, const std::string& def);
-std::vector<int64_t> getIntArray(const Napi::Object& o, const char* key);
+std::vector<int64_t> getIntArray(const Napi::Object& o, const char* key, const char* code = "ERR_HVAE_OPTION");
 
 ModelConfig parseConfig(const Napi::Object& o);
 torch::Device parseDevice(const std::string& device);

@@ -51,6 +51,7 @@ inline at::Generator makeGenerator(const torch::Device& device, uint64_t seed) {
 
 // Enable cuDNN autotuning and (optionally) TF32 for CUDA convolutions.
 inline void setCudnnBenchmark(bool on) { at::globalContext().setBenchmarkCuDNN(on); }
+inline bool cudnnBenchmark() { return at::globalContext().benchmarkCuDNN(); }
 inline void setAllowTF32(bool on) {
   at::globalContext().setAllowTF32CuDNN(on);
   at::globalContext().setAllowTF32CuBLAS(on);

@@ -156,6 +156,40 @@ describe('11 tensor bridge and input validation', function () {
     await assert.rejects(async () => native.score({ data: new Uint8Array(784), shape: [1, 1, 28, 28] }, { noise }), /\[ERR_HVAE_SHAPE\].*too large/);
   });
 
+  it('the C++ side refuses counts that are not integers or do not fit an int, instead of truncating them', async function () {
+    // Bypassing TypeScript (which refuses these first): before, static_cast<int> made S = 2^32 + 1 into S = 1,
+    // Int64Value() made NaN into 0 and 2.5 into 2.
+    const native = model.nativeModel();
+    const one = { data: new Uint8Array(784), shape: [1, 1, 28, 28] };
+    const rejects = (p: () => unknown, re: RegExp) => assert.rejects(async () => p(), re);
+    await rejects(() => native.score(one, { importanceSamples: 2 ** 32 + 1 }), /\[ERR_HVAE_OPTION\] importanceSamples is out of range/);
+    await rejects(() => native.score(one, { importanceSamplesAboveK: 2.5 }), /\[ERR_HVAE_OPTION\] importanceSamplesAboveK must be an integer/);
+    await rejects(() => native.score(one, { importanceSamples: NaN }), /\[ERR_HVAE_OPTION\] importanceSamples must be an integer/);
+    await rejects(() => native.score(one, { ks: [2 ** 32 + 1] }), /\[ERR_HVAE_OPTION\] ks is out of range/);
+    await rejects(() => native.score(one, { ls: [1.5] }), /\[ERR_HVAE_OPTION\] ls\[0\] must be an integer/);
+    await rejects(() => native.score(one, { chunkRows: Infinity }), /\[ERR_HVAE_OPTION\] chunkRows must be an integer/);
+    await rejects(() => native.score({ data: new Uint8Array(784), shape: [1, 1, 28, 28.5] }, {}), /\[ERR_HVAE_SHAPE\] shape\[3\] must be an integer/);
+    await rejects(() => native.generate({ n: 2, k: 2 ** 32 }), /\[ERR_HVAE_OPTION\] k is out of range/);
+    assert.throws(() => native.seed(1.5), /\[ERR_HVAE_OPTION\] seed must be an integer/);
+    const addon = loadNative();
+    assert.throws(() => addon.setNumThreads(2 ** 32 + 1), /\[ERR_HVAE_OPTION\] setNumThreads\(n\): n is out of range/);
+    assert.throws(() => addon.setCpuCache({ maxBytes: -1 }), /\[ERR_HVAE_OPTION\] maxBytes must be >= 0/);
+    assert.throws(() => addon.setCpuCache({ maxBytes: 2 ** 64 }), /\[ERR_HVAE_OPTION\] maxBytes must be an integer/);
+    assert.throws(() => addon.setCudnn(null as never), /\[ERR_HVAE_OPTION\] setCudnn/);
+    // Nothing changed: the model still scores with S = 2 and the thread count is what it was.
+    assert.equal(addon.versions().numThreads, addon.getNumThreads());
+    const s = await model.scores(images(2), { k: [1], importanceSamples: 2 });
+    assert.ok(Number.isFinite(s.elbo[0]));
+  });
+
+  it('setCudnn({ benchmark }) is what getVersions().cudnnBenchmark reports (and CUDA models keep the choice: test 13)', function () {
+    const addon = loadNative();
+    addon.setCudnn({ benchmark: false });
+    assert.equal(addon.versions().cudnnBenchmark, false);
+    addon.setCudnn({ benchmark: true });
+    assert.equal(addon.versions().cudnnBenchmark, true);
+  });
+
   it('an async call reads its input as it was at the call, even if the buffer is detached and reused before the job runs', async function () {
     const native = model.nativeModel();
     const n = 8;

@@ -64,6 +64,23 @@ describe(`13 CUDA${why}`, function () {
     m.dispose();
   });
 
+  it('setCudnn({ benchmark: false }) stays in effect when CUDA models are created or loaded later', async function () {
+    const addon = loadNative();
+    try {
+      addon.setCudnn({ benchmark: false });
+      const m = HVAE.create({ preset: 'fashionmnist', device: 'cuda' });
+      assert.equal(addon.versions().cudnnBenchmark, false, 'creating a CUDA model turned autotuning back on');
+      const file = path.join(tmpDir('cudnn'), 'm.safetensors');
+      await m.initialize({ data: new Uint8Array(8 * 784).fill(90), shape: [8, 1, 28, 28] });
+      m.save(file);
+      m.dispose();
+      HVAE.load(file, { device: 'cuda' }).dispose();
+      assert.equal(addon.versions().cudnnBenchmark, false, 'loading a CUDA model turned autotuning back on');
+    } finally {
+      addon.setCudnn({ benchmark: true });
+    }
+  });
+
   it('a device index that does not exist is ERR_HVAE_DEVICE', function () {
     assert.throws(() => HVAE.create({ device: `cuda:${versions.cudaDeviceCount}` as 'cuda:0' }), { code: 'ERR_HVAE_DEVICE' });
   });

@@ -88,8 +88,8 @@ export function setNumThreads(n: number): number {
 
 /**
  * CUDA settings (process-wide; no effect on CPU).
- * - `benchmark`: cuDNN autotuning for the fixed shapes of each call. Turned on each time a CUDA model is created
- *   or loaded, so to keep it off call `setCudnn({ benchmark: false })` after creating or loading CUDA models.
+ * - `benchmark`: cuDNN autotuning for the fixed shapes of each call. On by default: a CUDA model turns it on
+ *   when it is created or loaded, until this call chooses; after `setCudnn({ benchmark: false })` it stays off.
  * - `allowTF32`: let cuDNN and cuBLAS run float32 convolutions and matrix products in TF32 (10-bit mantissa; faster
  *   on Ampere and later GPUs). Off by default, so float32 scores are float32 as the contract says; LibTorch's own
  *   default (and PyTorch's, for convolutions) is on. For reduced precision with a measured accuracy cost see

@@ -49,6 +49,11 @@ export interface NativeVersions {
   cpuBFloat16: boolean;
   /** CPU threads LibTorch uses for intra-op parallelism (`setNumThreads`). */
   numThreads: number;
+  /**
+   * Whether cuDNN autotuning is on (process-wide; see `setCudnn`). Creating or loading a CUDA model turns it on
+   * unless `setCudnn({ benchmark })` has chosen. Has no effect without CUDA.
+   */
+  cudnnBenchmark: boolean;
 }
 
 /** A JS-side tensor as the addon takes and returns it. */
