@@ -15,7 +15,10 @@ import { parseNorbHeader } from '../lib/data/norb.js';
 import { encodeNpy, openNpy, parseNpy } from '../lib/data/npy.js';
 import { openNpz } from '../lib/data/npz.js';
 import { Rng } from '../lib/data/random.js';
-import { openRaw } from '../lib/data/raw.js';
+import { openRaw, writeRaw } from '../lib/data/raw.js';
+import { encodeMat, openSvhnMat } from '../lib/data/mat.js';
+import { fetchDataset, loadDataset } from '../lib/data/datasets.js';
+import type { FetchLike } from '../lib/data/datasets.js';
 import { ArrayDataset, batches, concat, readAll, RecordFileDataset } from '../lib/data/stream.js';
 import { buildTar, readTar } from '../lib/data/tar.js';
 import { buildZip } from '../lib/data/zip.js';
@@ -211,6 +214,100 @@ describe('40.data.errors: bad input', function () {
     fs.writeFileSync(f, Buffer.alloc(10));
     const lying = new RecordFileDataset({ name: 'short', file: f, length: 4, shape: [1, 2, 2], dataOffset: 0 });
     await assert.rejects(readAll(lying), isErr('ERR_HVAE_FORMAT', f, /truncated/));
+  });
+});
+
+describe('40.data.errors: options, outputs and archives (stop 25 review)', function () {
+  this.timeout(60000);
+
+  it('writers under /proc fail with ERR_HVAE_IO instead of hanging in a recursive mkdir', async () => {
+    const ds = new ArrayDataset({ name: 'tiny', images: new Uint8Array(8), shape: [1, 2, 2] });
+    const t0 = Date.now();
+    await assert.rejects(writeRaw(ds, '/proc/hvae-nope/out.json'), isErr('ERR_HVAE_IO', '/proc/hvae-nope'));
+    await assert.rejects(fetchDataset('MNIST', { split: 'test', root: '/proc/hvae-nope', baseUrl: 'http://127.0.0.1:1' }), isErr('ERR_HVAE_IO', 'cannot create'));
+    assert.ok(Date.now() - t0 < 20000);
+  });
+
+  it('fetchDataset: bad timeoutMs and root, an own-property split, a server that sends less than it announced, an ignored abort', async () => {
+    const root = tmpDir();
+    await assert.rejects(fetchDataset('MNIST', { split: 'test', root, timeoutMs: -1 }), isErr('ERR_HVAE_OPTION', 'timeoutMs'));
+    await assert.rejects(fetchDataset('MNIST', { split: 'test', root: '' }), isErr('ERR_HVAE_OPTION', 'root'));
+    await assert.rejects(fetchDataset('MNIST', { split: 'constructor' as 'test', root }), isErr('ERR_HVAE_OPTION', "no 'constructor' split"));
+    await assert.rejects(loadDataset('MNIST', { split: 'toString' as 'test' }), isErr('ERR_HVAE_OPTION', "no 'toString' split"));
+    const body = (chunks: number, onChunk?: () => void) => (async function* () {
+      for (let i = 0; i < chunks; i++) { onChunk?.(); yield new Uint8Array(100); }
+    })();
+    const short: FetchLike = async () => ({ ok: true, status: 200, statusText: 'OK', headers: { get: () => '1000' }, body: body(3) });
+    await assert.rejects(fetchDataset('MNIST', { split: 'test', root, baseUrl: 'http://mirror.invalid', fetchImpl: short }), (e: unknown) => {
+      isErr('ERR_HVAE_DATA', 'incomplete download: 300 of 1000 bytes')(e);
+      assert.doesNotMatch((e as Error).message, /offline|no server could be reached/);
+      return true;
+    });
+    const ac = new AbortController();
+    let sent = 0;
+    const deaf: FetchLike = async () => ({ ok: true, status: 200, statusText: 'OK', headers: { get: () => null }, body: body(50, () => { if (++sent === 3) ac.abort(); }) });
+    await assert.rejects(fetchDataset('MNIST', { split: 'test', root, baseUrl: 'http://mirror.invalid', fetchImpl: deaf, signal: ac.signal }), isErr('ERR_HVAE_ABORTED'));
+    assert.ok(sent < 10, `the download went on after the abort (${sent} chunks)`);
+    assert.deepEqual(fs.readdirSync(root, { recursive: true }).map(String).filter((f) => f.endsWith('.part')), []);
+  });
+
+  it('decode and collection options that were ignored or blamed on an image are ERR_HVAE_OPTION; npy layout too', async () => {
+    const dir = tmpDir();
+    fs.writeFileSync(path.join(dir, 'a.png'), await greyPng(4, 4));
+    for (const [o, what] of [
+      [{ label: 'bogus' }, 'label'], [{ decoder: 'bogus' }, 'decoder'], [{ extensions: '.png' }, 'extensions'],
+      [{ kernel: 'bogus', size: [2, 2] }, 'kernel'], [{ size: [100000, 100000] }, 'size'], [{ size: [20000, 20000] }, '2^28'],
+    ] as [object, string][]) {
+      await assert.rejects(openImageFolder(dir, o as never), isErr('ERR_HVAE_OPTION', what));
+    }
+    const ds = await openImageFolder(dir, { size: [2, 2], kernel: 'nearest' });
+    assert.deepEqual(ds.shape, [1, 2, 2]);
+    const f = path.join(dir, 'x.npy');
+    fs.writeFileSync(f, encodeNpy([2, 28, 28, 3], new Uint8Array(2 * 28 * 28 * 3)));
+    await assert.rejects(openNpy(f, { layout: 'HWC' as 'NHWC' }), isErr('ERR_HVAE_OPTION', 'layout'));
+    assert.deepEqual((await openNpy(f, { layout: 'NHWC' })).shape, [3, 28, 28]);
+  });
+
+  it('an SVHN MAT file with a zero dimension is ERR_HVAE_FORMAT', async () => {
+    const f = path.join(tmpDir(), 'zero.mat');
+    fs.writeFileSync(f, encodeMat([{ name: 'X', className: 'uint8', dims: [0, 32, 3, 2], data: [] }, { name: 'y', className: 'double', dims: [2, 1], data: [1, 2] }]));
+    await assert.rejects(openSvhnMat(f), isErr('ERR_HVAE_FORMAT', 'positive dimensions'));
+  });
+
+  it('a tar.gz cut inside its gzip trailer is ERR_HVAE_FORMAT (the tar part alone is whole)', async () => {
+    const dir = tmpDir();
+    const tgz = buildTar([{ name: 'a.png', data: await greyPng(4, 4) }], { gzip: true });
+    const f = path.join(dir, 'cut.tar.gz');
+    fs.writeFileSync(f, tgz.subarray(0, tgz.length - 8));
+    await assert.rejects(openImageTar(f), isErr('ERR_HVAE_FORMAT', f));
+    fs.writeFileSync(path.join(dir, 'whole.tar.gz'), tgz);
+    assert.equal((await openImageTar(path.join(dir, 'whole.tar.gz'))).length, 1);
+  });
+
+  it('writeIdx refuses what it cannot store instead of wrapping it; a missing folder is ERR_HVAE_IO', async () => {
+    const dir = tmpDir();
+    const f = path.join(dir, 'x.idx');
+    await assert.rejects(writeIdx(f, [1, 1, 2], [300, -1]), isErr('ERR_HVAE_RANGE', 'element 0 is 300'));
+    await assert.rejects(writeIdx(f, [1, 1, 2], [1.5, 2], { dtype: 'int32' }), isErr('ERR_HVAE_RANGE', 'element 0 is 1.5'));
+    await assert.rejects(writeIdx(f, [1, 1, 2], [1, 2], { dtype: 'float32' as 'int32' }), isErr('ERR_HVAE_OPTION', 'dtype'));
+    await assert.rejects(writeIdx(f, [-1, 2], [1, 2]), isErr('ERR_HVAE_SHAPE', 'dimensions'));
+    await assert.rejects(writeIdx(path.join(dir, 'no', 'x.idx'), [2], [1, 2]), isErr('ERR_HVAE_IO', 'folder does not exist'));
+    assert.deepEqual(fs.readdirSync(dir), []);
+    await writeIdx(f, [1, 1, 2], [255, 0]);
+    assert.deepEqual(Array.from((await readAll(await openIdx(f))).images.data), [255, 0]);
+  });
+
+  it('batches: a non-dataset is ERR_HVAE_OPTION, a read() that returns the wrong count is ERR_HVAE_DATA, an abort after the last batch is no error', async () => {
+    const drain = async (ds: unknown, o = {}) => { for await (const _ of batches(ds as never, o)) { /* */ } };
+    await assert.rejects(drain(null), isErr('ERR_HVAE_OPTION', 'needs a Dataset'));
+    await assert.rejects(drain({}), isErr('ERR_HVAE_OPTION', 'needs a Dataset'));
+    const real = new ArrayDataset({ name: 'tiny', images: new Uint8Array(16), shape: [1, 2, 2] });
+    const liar = { name: 'liar', length: 4, shape: [1, 2, 2], hasLabels: false, read: () => real.read([0]) };
+    await assert.rejects(drain(liar, { batchSize: 4 }), isErr('ERR_HVAE_DATA', 'liar', 'returned 1 images for 4 indices'));
+    const ac = new AbortController();
+    let n = 0;
+    for await (const _ of batches(real, { batchSize: 2, signal: ac.signal })) if (++n === 2) ac.abort();
+    assert.equal(n, 2);
   });
 });
 

@@ -220,6 +220,72 @@ describe('70 CLI', function () {
     assert.ok(differs, '--precision bfloat16 gave the float32 scores: the option did not reach the engine');
   });
 
+  it('score --out: a folder, a file in the way, /proc and a device are clear (or work); SIGTERM mid-run leaves no temp file', async function () {
+    const dir = tmpDir();
+    const base = ['score', '--model', modelFile, '--input', 'MNIST', '--limit', '3', '-q'];
+    const folder = cli([...base, '--out', dir]);
+    assert.equal(folder.status, 1);
+    assert.match(folder.stderr, /\[ERR_HVAE_IO\] --out .* is a folder; give a file name/);
+    fs.writeFileSync(path.join(dir, 'file'), 'x');
+    const inFile = cli([...base, '--out', path.join(dir, 'file', 's.jsonl')]);
+    assert.equal(inFile.status, 1);
+    assert.match(inFile.stderr, /\[ERR_HVAE_IO\] cannot use the output folder .* not a folder/);
+    const proc = cli([...base, '--out', '/proc/hvae-nope/s.jsonl']);
+    assert.equal(proc.status, 1);
+    assert.match(proc.stderr, /\[ERR_HVAE_IO\] cannot create the output folder \/proc\/hvae-nope/);
+    // '-' is standard output; a device is written directly (renaming a temp file over it would replace the node).
+    const dev = cli([...base, '--out', '/dev/null']);
+    assert.equal(dev.status, 0, dev.stderr);
+    assert.ok(fs.statSync('/dev/null').isCharacterDevice());
+    const stdout = cli([...base, '--out', '-']);
+    assert.equal(stdout.status, 0, stdout.stderr);
+    assert.equal(stdout.stdout.trim().split('\n').map((l) => JSON.parse(l) as { index: number }).length, 3);
+    assert.deepEqual(fs.readdirSync(dir), ['file']);
+    // Interrupted: the temp file is removed and nothing appears under the output's name.
+    const { spawn } = await import('node:child_process');
+    const out = path.join(dir, 'long.jsonl');
+    const child = spawn(process.execPath, [CLI, 'score', '--model', modelFile, '--input', 'MNIST', '--out', out, '--batch-size', '50', '-q'], { cwd: ROOT, stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const t0 = Date.now();
+    while (!fs.readdirSync(dir).some((f) => f.endsWith('.tmp')) && Date.now() - t0 < 60000) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(fs.readdirSync(dir).some((f) => f.endsWith('.tmp')), 'the temp file never appeared');
+    child.kill('SIGTERM');
+    assert.equal(await exited, 143);
+    assert.deepEqual(fs.readdirSync(dir), ['file']);
+  });
+
+  it('CLI values: --k twice the same, hex or empty numbers, split names from Object.prototype, evaluate --out in the way before any scoring', function () {
+    const dir = tmpDir();
+    const base = ['score', '--model', modelFile, '--input', 'MNIST', '--limit', '3', '-q', '--out', path.join(dir, 's.jsonl')];
+    const twice = cli([...base, '--k', '1,1']);
+    assert.equal(twice.status, 1);
+    assert.match(twice.stderr, /\[ERR_HVAE_OPTION\] the list '1,1' names a value twice/);
+    const hex = cli([...base, '--batch-size', '0x2']);
+    assert.equal(hex.status, 1);
+    assert.match(hex.stderr, /\[ERR_HVAE_OPTION\] --batch-size must be a number, got 0x2/);
+    const emptyK = cli([...base, '--k', '']);
+    assert.equal(emptyK.status, 1);
+    assert.match(emptyK.stderr, /\[ERR_HVAE_OPTION\] expected a comma-separated list of integers/);
+    const proto = cli(['score', '--model', modelFile, '--input', 'MNIST:constructor', '--out', path.join(dir, 'p.jsonl')]);
+    assert.equal(proto.status, 1);
+    assert.match(proto.stderr, /\[ERR_HVAE_OPTION\] MNIST has no 'constructor' split/);
+    assert.deepEqual(fs.readdirSync(dir), []);
+    fs.writeFileSync(path.join(dir, 'taken'), 'x');
+    const t0 = Date.now();
+    const ev = cli(['evaluate', '--model', modelFile, '--full', '--quiet', '--out', path.join(dir, 'taken')]);
+    assert.equal(ev.status, 1);
+    assert.match(ev.stderr, /\[ERR_HVAE_IO\] cannot use the report folder .*taken: it exists and is not a folder/);
+    assert.ok(Date.now() - t0 < 60000, 'the folder was checked only after scoring every image');
+  });
+
+  it('evaluate --id and --ood take paths as they are (no :test appended)', function () {
+    const out = path.join(tmpDir(), 'e');
+    const r = cli(['evaluate', '--model', modelFile, '--id', pngDir, '--ood', 'MNIST', '--limit', '12', '--quiet', '--out', out]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /MNIST/);
+    assert.ok(fs.existsSync(path.join(out, 'report.md')));
+  });
+
   it('demo prints shapes and versions; bad arguments and missing files are clear errors', function () {
     const d = cli(['demo']);
     assert.equal(d.status, 0, d.stderr);

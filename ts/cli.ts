@@ -4,7 +4,7 @@
  * `score`, `evaluate`, `data`, `demo` and `versions`. Run `hvae-native help` for usage.
  */
 import * as fs from 'node:fs';
-import { mkdirp } from './safetensors.js';
+import { ensureDir } from './safetensors.js';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { HVAEError } from './errors.js';
@@ -25,7 +25,7 @@ Commands:
                --images-every N  --device cpu|cuda[:N]  --channels C  --skip-connections reference|paper
                --binarization dynamic|static  --free-nats-mode reference|layer-total|paper-era
   score      Score images: one line per image with every score and the detector's decision
-               --model FILE  --input NAME[:split]|FOLDER|ARCHIVE|FILE  --out scores.jsonl|scores.csv
+               --model FILE  --input NAME[:split]|FOLDER|ARCHIVE|FILE  --out scores.jsonl|scores.csv|- (stdout)
                --k 0,1,2  --importance-samples S  --batch-size B  --limit N (a random sample, by --seed)
   evaluate   The paper's protocol: table (AUROC, AUPRC, FPR80, FPR95) and figures
                --model FILE  --id NAME  --ood NAME,NAME  --id-train NAME  --importance-samples S  --limit N  --out DIR
@@ -66,7 +66,8 @@ function parse(argv: string[]): { command: string; sub: string[]; flags: Flags }
 function num(flags: Flags, key: string, def?: number): number | undefined {
   const v = flags[key];
   if (v === undefined) return def;
-  const n = Number(v);
+  // Decimal numbers only: Number() would also take '' (0), '0x2' and ' 5 '.
+  const n = typeof v === 'string' && /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(v) ? Number(v) : NaN;
   if (typeof v !== 'string' || !Number.isFinite(n)) throw new HVAEError('ERR_HVAE_OPTION', `--${key} must be a number, got ${String(v)}`);
   return n;
 }
@@ -91,11 +92,15 @@ function required(flags: Flags, key: string): string {
 
 function intList(s: string | undefined): number[] | undefined {
   if (s === undefined) return undefined;
-  return s.split(',').filter(Boolean).map((x) => {
-    const n = Number(x);
-    if (!Number.isInteger(n)) throw new HVAEError('ERR_HVAE_OPTION', `expected a comma-separated list of integers, got '${s}'`);
+  const out = s.split(',').map((x) => x.trim()).filter(Boolean).map((x) => {
+    const n = /^[+-]?\d+$/.test(x) ? Number(x) : NaN;
+    if (!Number.isSafeInteger(n)) throw new HVAEError('ERR_HVAE_OPTION', `expected a comma-separated list of integers, got '${s}'`);
     return n;
   });
+  if (out.length === 0) throw new HVAEError('ERR_HVAE_OPTION', `expected a comma-separated list of integers, got '${s}'`);
+  // A repeated k would give two columns of the same name.
+  if (new Set(out).size !== out.length) throw new HVAEError('ERR_HVAE_OPTION', `the list '${s}' names a value twice`);
+  return out;
 }
 
 /** Package root (for the bundled model). */
@@ -163,7 +168,7 @@ async function cmdTrain(flags: Flags): Promise<void> {
   const channels = num(flags, 'channels');
   const skip = str(flags, 'skip-connections') as 'reference' | 'paper' | undefined;
   const model = HVAE.create({
-    preset: presetName, ...(channels ? { channels } : {}), ...(skip ? { skipConnections: skip } : {}),
+    preset: presetName, ...(channels !== undefined ? { channels } : {}), ...(skip ? { skipConnections: skip } : {}),
     device: str(flags, 'device', 'cpu') as Device, seed: num(flags, 'seed', 0),
   });
   const data = await openSource(str(flags, 'data', presetName === 'cifar10' ? 'CIFAR10:train' : 'FashionMNIST:train')!, { root: str(flags, 'root'), defaultSplit: 'train', shape: model.config.inputShape });
@@ -232,18 +237,12 @@ async function scoreToFile(model: HVAE, flags: Flags): Promise<void> {
     }
   }
   const csv = outFile.toLowerCase().endsWith('.csv');
-  try {
-    mkdirp(path.dirname(path.resolve(outFile)));
-  } catch (e) {
-    throw new HVAEError('ERR_HVAE_IO', `cannot create the folder of ${outFile}: ${(e as Error).message}`);
-  }
-  const tmp = `${outFile}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, 'w');
+  const out = new ResultsFile(outFile);
   let done = 0;
   const bar = flags.quiet ? undefined : new ProgressBar('score', view.length);
   try {
     const cols = ['index', 'name', 'elbo', 'bits_per_dim', ...ks.map((k) => `L>${k}`), ...ks.filter((k) => k > 0).map((k) => `LLR>${k}`), ...(detector ? ['detector_score', 'detector_k', 'ood'] : [])];
-    if (csv) fs.writeSync(fd, `${cols.join(',')}\n`);
+    if (csv) out.write(`${cols.join(',')}\n`);
     for await (const b of batches(view, { batchSize: num(flags, 'batch-size', 500), readAhead: 2 })) {
       const s = await model.scores(b.images, { k: ks, importanceSamples: S, precision, ...(transform ? { transform } : {}) });
       const det = detector ? detector.decide(detector.scoreLlr(s.llr)) : undefined;
@@ -256,21 +255,101 @@ async function scoreToFile(model: HVAE, flags: Flags): Promise<void> {
         if (det) { rec.detector_score = det.score[i]; rec.detector_k = det.k[i]; rec.ood = det.isOOD[i] === 1; }
         text += csv ? `${cols.map((c) => csvCell(rec[c])).join(',')}\n` : `${JSON.stringify(rec)}\n`;
       }
-      fs.writeSync(fd, text);
+      out.write(text);
       done += s.size;
       bar?.update(done);
     }
-    fs.fsyncSync(fd);
+    out.commit();
   } catch (e) {
     // Nothing half-written is left behind: the output appears whole (rename) or not at all.
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    out.discard();
     throw e;
   }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, outFile);
-  const summary = `wrote ${done} lines to ${outFile}${detectorNote}`;
+  const summary = `wrote ${done} lines to ${outFile === '-' ? 'standard output' : outFile}${detectorNote}`;
   if (bar) bar.done(summary); else console.error(summary);
+}
+
+/**
+ * The score command's output file. A regular file (new or existing) is written to a temporary file in the same
+ * folder and renamed over the target once complete, so a failed or interrupted run (SIGINT and SIGTERM included)
+ * leaves the old file or none, and no temporary file. A device or a pipe (`/dev/stdout`, a FIFO) is written
+ * directly: renaming over it would replace the device node with a regular file. `-` is standard output. Every
+ * failure is `ERR_HVAE_IO`.
+ */
+class ResultsFile {
+  private fd: number | undefined;
+  private readonly tmp: string | undefined;
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    this.discard();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+
+  constructor(readonly file: string) {
+    if (file === '-') {
+      this.fd = 1; // standard output, written directly and left open
+      this.tmp = undefined;
+      return;
+    }
+    let st: fs.Stats | undefined;
+    try { st = fs.statSync(file); } catch { /* a new file */ }
+    if (st?.isDirectory()) throw new HVAEError('ERR_HVAE_IO', `--out ${file} is a folder; give a file name, such as ${path.join(file, 'scores.jsonl')}`);
+    const dir = path.dirname(path.resolve(file));
+    ensureDir(dir, 'the output folder');
+    this.tmp = st !== undefined && !st.isFile() ? undefined : path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+    try {
+      this.fd = fs.openSync(this.tmp ?? file, 'w');
+    } catch (e) {
+      throw this.ioError(e);
+    }
+    if (this.tmp) {
+      process.once('SIGINT', this.onSignal);
+      process.once('SIGTERM', this.onSignal);
+    }
+  }
+
+  write(text: string): void {
+    const buf = Buffer.from(text);
+    for (let off = 0; off < buf.length;) {
+      try {
+        off += fs.writeSync(this.fd!, buf, off, buf.length - off);
+      } catch (e) {
+        // A non-blocking pipe that is full (stdout read slowly): wait a moment and go on.
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw this.ioError(e);
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+      }
+    }
+  }
+
+  /** Flushes, closes and (for a regular file) renames into place. */
+  commit(): void {
+    try {
+      if (this.tmp) fs.fsyncSync(this.fd!);
+      if (this.fd !== 1) fs.closeSync(this.fd!);
+      this.fd = undefined;
+      if (this.tmp) fs.renameSync(this.tmp, this.file);
+    } catch (e) {
+      throw this.ioError(e);
+    } finally {
+      this.unhook();
+    }
+  }
+
+  /** Closes and removes the temporary file; never throws. */
+  discard(): void {
+    if (this.fd !== undefined && this.fd !== 1) { try { fs.closeSync(this.fd); } catch { /* already failing */ } }
+    this.fd = undefined;
+    if (this.tmp) { try { fs.rmSync(this.tmp, { force: true }); } catch { /* best effort */ } }
+    this.unhook();
+  }
+
+  private unhook(): void {
+    process.removeListener('SIGINT', this.onSignal);
+    process.removeListener('SIGTERM', this.onSignal);
+  }
+
+  private ioError(e: unknown): HVAEError {
+    return new HVAEError('ERR_HVAE_IO', `cannot write ${this.file}: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 function csvCell(v: string | number | boolean | undefined): string {
@@ -287,11 +366,13 @@ async function cmdEvaluate(flags: Flags, main = false): Promise<void> {
   const oodNames = (str(flags, 'ood', 'MNIST,notMNIST')!).split(',').filter(Boolean);
   const limit = flags.full ? undefined : positiveInt(flags, 'limit', main ? 2000 : undefined);
   const out = str(flags, 'out', main ? 'report' : 'evaluation')!;
-  const id = await openSource(idName.includes(':') ? idName : `${idName}:test`, { root });
+  // A dataset name without a split means its test split; a path is opened as it is.
+  const shape = model.config.inputShape;
+  const id = await openSource(idName, { root, defaultSplit: 'test', shape });
   const ood: Dataset[] = [];
-  for (const n of oodNames) ood.push(await openSource(n.includes(':') ? n : `${n}:test`, { root }));
+  for (const n of oodNames) ood.push(await openSource(n, { root, defaultSplit: 'test', shape }));
   const idTrainName = str(flags, 'id-train');
-  const idTrain = idTrainName ? await openSource(idTrainName.includes(':') ? idTrainName : `${idTrainName}:train`, { root }) : undefined;
+  const idTrain = idTrainName ? await openSource(idTrainName, { root, defaultSplit: 'train', shape }) : undefined;
   const bar = flags.quiet ? undefined : new ProgressBar('scoring', 1);
   const r = await runEvaluation(model, { id, ood, idTrain, modelFile: str(flags, 'model', BUNDLED_MODEL)! }, {
     limit, importanceSamples: num(flags, 'importance-samples', 1), seed: num(flags, 'seed', 0), outDir: out,

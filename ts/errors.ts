@@ -11,7 +11,10 @@ export type HVAEErrorCode =
   | 'ERR_HVAE_DTYPE'
   /** Float input contains NaN or an infinity. */
   | 'ERR_HVAE_NONFINITE'
-  /** Float pixel values outside [0, 1] (the model's input space; 8-bit pixels go in as a Uint8Array). */
+  /**
+   * A value outside what the call takes: float pixel values outside [0, 1] (the model's input space; 8-bit pixels
+   * go in as a Uint8Array), or elements that `writeIdx`'s dtype cannot hold.
+   */
   | 'ERR_HVAE_RANGE'
   /** The requested device does not exist (e.g. `'cuda'` on a machine without CUDA). */
   | 'ERR_HVAE_DEVICE'

@@ -11,7 +11,7 @@ import { OODDetector, loadDetector } from './detector.js';
 import { oodMetrics } from './metrics.js';
 import { rocFigure, densityFigure, panelFigure, writeFigure } from './plots.js';
 import { writeImageGrid } from './images.js';
-import { mkdirp, writeFileAtomic } from './safetensors.js';
+import { ensureDir, writeFileAtomic } from './safetensors.js';
 import { optionError } from './errors.js';
 
 /** Options of {@link runEvaluation}. */
@@ -79,9 +79,10 @@ export async function runEvaluation(
 ): Promise<RunEvaluationResult> {
   if (options === null || typeof options !== 'object' || typeof options.outDir !== 'string') optionError('runEvaluation needs options with outDir');
   const { outDir: _outDir, detectorImages: _detectorImages, dataRoot: _dataRoot, ...evaluateOptions } = options;
+  // The folder first: a path that cannot be a folder fails now, not after minutes of scoring.
+  ensureDir(options.outDir, 'the report folder');
   const report = await evaluateOOD(model, { id: sets.id, ood: sets.ood, idTrain: sets.idTrain }, evaluateOptions);
   const files: string[] = [];
-  mkdirp(options.outDir);
 
   // ---- the label-free detector (paper §5: per-example choice of k) ----
   let detector: OODDetector | undefined;

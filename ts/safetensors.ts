@@ -191,6 +191,21 @@ export function mkdirp(dir: string): void {
 }
 
 /**
+ * {@link mkdirp}, then checks that `dir` is a folder; any failure is `ERR_HVAE_IO` naming `what` (for example
+ * "the report folder"). Writers call it before long work, so a bad output path fails at once.
+ */
+export function ensureDir(dir: string, what = 'the folder'): void {
+  try {
+    mkdirp(dir);
+  } catch (e) {
+    throw new HVAEError('ERR_HVAE_IO', `cannot create ${what} ${dir}: ${(e as Error).message}`, { cause: e });
+  }
+  let isDir = false;
+  try { isDir = fs.statSync(dir).isDirectory(); } catch { /* reported below */ }
+  if (!isDir) throw new HVAEError('ERR_HVAE_IO', `cannot use ${what} ${dir}: it exists and is not a folder`);
+}
+
+/**
  * Writes a file atomically: a temporary file in the same directory, fsync, rename over the target, fsync of the
  * directory. A crash at any point leaves either the old file or the new one, never a torn one.
  */

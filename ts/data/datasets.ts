@@ -46,7 +46,8 @@ async function exists(p: string, kind: 'file' | 'dir'): Promise<boolean> {
 }
 
 function splitSpecOf(spec: DatasetSpec, split: Split) {
-  const s = spec.splits[split];
+  // Own names only: 'constructor' or 'toString' must not find Object.prototype's members.
+  const s = typeof split === 'string' && Object.hasOwn(spec.splits, split) ? spec.splits[split] : undefined;
   if (!s) throw new HVAEError('ERR_HVAE_OPTION', `${spec.name} has no '${split}' split; it has: ${Object.keys(spec.splits).join(', ')}`);
   return s;
 }

@@ -8,6 +8,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HVAEError } from '../errors.js';
+import { mkdirp } from '../safetensors.js';
 import { datasetSpec, DatasetSpec, FileSpec, SourceSpec, Split } from './registry.js';
 import { dataRoots, defaultDataDir } from './roots.js';
 import { hasChecksum, verifyFile } from './verify.js';
@@ -101,7 +102,7 @@ export interface PlannedDownload {
 function splitsOf(spec: DatasetSpec, split: FetchOptions['split']): Split[] {
   const want: Split[] = split === undefined ? (['train', 'test'] as Split[]).filter((s) => spec.splits[s]) : typeof split === 'string' ? [split] : [...split];
   for (const s of want) {
-    if (!spec.splits[s]) throw new HVAEError('ERR_HVAE_OPTION', `${spec.name} has no '${s}' split; it has: ${Object.keys(spec.splits).join(', ')}`);
+    if (typeof s !== 'string' || !Object.hasOwn(spec.splits, s) || !spec.splits[s]) throw new HVAEError('ERR_HVAE_OPTION', `${spec.name} has no '${s}' split; it has: ${Object.keys(spec.splits).join(', ')}`);
   }
   return want;
 }
@@ -145,7 +146,12 @@ function networkReason(err: unknown): string {
 }
 
 async function downloadOne(spec: DatasetSpec, f: FileSpec, url: string, dest: string, o: FetchOptions, fetchImpl: FetchLike): Promise<FetchedFile> {
-  await fs.promises.mkdir(path.dirname(dest), { recursive: true }).catch((err) => { throw new DownloadFailure('io', `cannot create ${path.dirname(dest)}: ${(err as Error).message}`, url, err); });
+  // mkdirp, not fs.mkdir's recursive mode, which loops forever under /proc.
+  try {
+    mkdirp(path.dirname(dest));
+  } catch (err) {
+    throw new DownloadFailure('io', `cannot create ${path.dirname(dest)}: ${(err as Error).message}`, url, err);
+  }
   const signals: AbortSignal[] = [];
   if (o.signal) signals.push(o.signal);
   if (o.timeoutMs !== undefined) signals.push(AbortSignal.timeout(o.timeoutMs));
@@ -168,6 +174,8 @@ async function downloadOne(spec: DatasetSpec, f: FileSpec, url: string, dest: st
     fh = await fs.promises.open(tmp, 'w');
     try {
       for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+        // A fetchImpl that ignores its signal would otherwise download to the end after an abort.
+        if (o.signal?.aborted) throw o.signal.reason ?? new Error('aborted');
         sha.update(chunk);
         bytes += chunk.length;
         await fh.write(chunk);
@@ -181,7 +189,8 @@ async function downloadOne(spec: DatasetSpec, f: FileSpec, url: string, dest: st
     await fh.sync();
     await fh.close();
     fh = undefined;
-    if (total !== undefined && bytes !== total) throw new DownloadFailure('network', `incomplete download: ${bytes} of ${total} bytes`, url);
+    // The server answered but sent less than it announced: a bad answer from that source, not "offline".
+    if (total !== undefined && bytes !== total) throw new DownloadFailure('http', `incomplete download: ${bytes} of ${total} bytes`, url);
     const sha256 = sha.digest('hex');
     let verified = false;
     if (hasChecksum(f)) {
@@ -192,10 +201,13 @@ async function downloadOne(spec: DatasetSpec, f: FileSpec, url: string, dest: st
         const msg = (err as Error).message.replace(`${spec.name}: `, '').replace(tmp, url).replace(/ The file is corrupt.*$/s, '');
         throw new DownloadFailure('checksum', `${msg} The server sent a damaged or different file; nothing was written.`, url, err);
       }
-    } else {
-      await fs.promises.writeFile(`${dest}.sha256`, `${sha256}  ${path.basename(dest)}\n`);
     }
-    await fs.promises.rename(tmp, dest);
+    try {
+      if (!verified) await fs.promises.writeFile(`${dest}.sha256`, `${sha256}  ${path.basename(dest)}\n`);
+      await fs.promises.rename(tmp, dest);
+    } catch (err) {
+      throw new DownloadFailure('io', `cannot write ${dest}: ${(err as Error).message}`, url, err);
+    }
     return { path: dest, url, bytes, sha256, status: 'downloaded', verified };
   } catch (err) {
     await fh?.close().catch(() => undefined);
@@ -219,6 +231,12 @@ export async function fetchDataset(name: string, options: FetchOptions = {}): Pr
   if (!fetchImpl) throw new HVAEError('ERR_HVAE_OPTION', 'no fetch implementation: Node >= 18 provides one, or pass fetchImpl');
   if (options.baseUrl !== undefined && !/^https?:\/\//i.test(options.baseUrl)) {
     throw new HVAEError('ERR_HVAE_OPTION', `baseUrl must be an http(s) URL, got ${JSON.stringify(options.baseUrl)}`);
+  }
+  if (options.timeoutMs !== undefined && !(Number.isSafeInteger(options.timeoutMs) && options.timeoutMs > 0)) {
+    throw new HVAEError('ERR_HVAE_OPTION', `timeoutMs must be a positive integer (milliseconds), got ${String(options.timeoutMs)}`);
+  }
+  if (options.root !== undefined && (typeof options.root !== 'string' || options.root === '')) {
+    throw new HVAEError('ERR_HVAE_OPTION', 'root must be a folder path (a non-empty string); leave it out for the default data folder');
   }
   const root = path.resolve(options.root ?? (process.env.HVAE_DATA ? dataRoots().roots[0] : defaultDataDir()));
   const dir = path.join(root, spec.dirs[0]);

@@ -193,6 +193,16 @@ export interface WriteIdxOptions {
  */
 export async function writeIdx(file: string, dims: readonly number[], data: ArrayLike<number>, options: WriteIdxOptions = {}): Promise<void> {
   const dtype = options.dtype ?? 'uint8';
+  if (dtype !== 'uint8' && dtype !== 'int32') throw new HVAEError('ERR_HVAE_OPTION', `writeIdx ${file}: dtype must be 'uint8' or 'int32', got ${JSON.stringify(dtype)}`);
+  if (!Array.isArray(dims) || dims.length < 1 || dims.length > 255 || !dims.every((d) => Number.isInteger(d) && d >= 0 && d <= 0xffffffff)) {
+    throw new HVAEError('ERR_HVAE_SHAPE', `writeIdx ${file}: dimensions must be 1 to 255 integers in 0..2^32-1, got ${JSON.stringify(dims)}`);
+  }
+  const [lo, hi] = dtype === 'uint8' ? [0, 255] : [-(2 ** 31), 2 ** 31 - 1];
+  if (!(dtype === 'uint8' && (data instanceof Uint8Array || data instanceof Uint8ClampedArray))) for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    // Buffer#set would wrap 300 to 44 and -1 to 255, writeInt32BE would truncate 1.5: refuse instead.
+    if (!Number.isInteger(v) || v < lo || v > hi) throw new HVAEError('ERR_HVAE_RANGE', `writeIdx ${file}: element ${i} is ${v}, not an integer in ${lo}..${hi} (${dtype})`);
+  }
   const size = dtype === 'uint8' ? 1 : 4;
   const n = product(dims);
   if (n !== data.length) throw new HVAEError('ERR_HVAE_SHAPE', `writeIdx ${file}: dimensions ${dims.join('x')} need ${n} elements, got ${data.length}`);
@@ -208,7 +218,7 @@ export async function writeIdx(file: string, dims: readonly number[], data: Arra
     await fs.promises.writeFile(tmp, buf);
     await fs.promises.rename(tmp, file);
   } catch (err) {
-    await fs.promises.rm(tmp, { force: true });
+    await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
     throw ioError(file, err, 'write');
   }
 }

@@ -19,7 +19,9 @@ import { fileError, formatError, ioError, Limiter, naturalCompare, statChecked }
 import { ZipReader } from './zip.js';
 
 /** sharp's resampling kernels. `'linear'` is bilinear, `'nearest'` nearest-neighbour. */
-export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
+/** The resampling kernels `size` can use. */
+export const RESIZE_KERNELS = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'] as const;
+export type ResizeKernel = (typeof RESIZE_KERNELS)[number];
 
 /** File name extensions decoded by default. */
 export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg', '.webp'];
@@ -54,11 +56,33 @@ export interface DecodedImage {
   shape: ImageShape;
 }
 
+/** The largest resize target: sides up to 65,535 pixels and 2^28 pixels in all (768 MiB for one RGB image). */
+const MAX_RESIZE_PIXELS = 2 ** 28;
+
+/** Refuses decode options that would otherwise be ignored or blamed on the image file. Throws `ERR_HVAE_OPTION`. */
+function checkDecodeOptions(o: DecodeOptions): void {
+  if (o === null || typeof o !== 'object') throw new HVAEError('ERR_HVAE_OPTION', `decode options must be an object, got ${String(o)}`);
+  if (o.size !== undefined && !(Array.isArray(o.size) && o.size.length === 2 && o.size.every((v) => Number.isInteger(v) && v > 0 && v <= 65535) &&
+      o.size[0] * o.size[1] <= MAX_RESIZE_PIXELS)) {
+    throw new HVAEError('ERR_HVAE_OPTION', `size must be [height, width] of positive integers (at most 65535 each, 2^28 pixels in all), got ${JSON.stringify(o.size)}`);
+  }
+  if (o.channels !== undefined && o.channels !== 'auto' && o.channels !== 1 && o.channels !== 3) {
+    throw new HVAEError('ERR_HVAE_OPTION', `channels must be 1, 3 or 'auto', got ${JSON.stringify(o.channels)}`);
+  }
+  if (o.kernel !== undefined && !(RESIZE_KERNELS as readonly unknown[]).includes(o.kernel)) {
+    throw new HVAEError('ERR_HVAE_OPTION', `kernel must be one of ${RESIZE_KERNELS.join(', ')}, got ${JSON.stringify(o.kernel)}`);
+  }
+  if (o.decoder !== undefined && o.decoder !== 'auto' && o.decoder !== 'sharp') {
+    throw new HVAEError('ERR_HVAE_OPTION', `decoder must be 'auto' or 'sharp', got ${JSON.stringify(o.decoder)}`);
+  }
+}
+
 /**
  * Decodes one encoded image (PNG/JPEG/WebP/…) into uint8 CHW pixels. Rejects with `ERR_HVAE_FORMAT` naming `file`
- * when sharp cannot decode it (corrupt, truncated, unsupported format).
+ * when sharp cannot decode it (corrupt, truncated, unsupported format), `ERR_HVAE_OPTION` for invalid options.
  */
 export async function decodeImage(input: Uint8Array, options: DecodeOptions = {}, file = '<buffer>'): Promise<DecodedImage> {
+  checkDecodeOptions(options);
   let src: Uint8Array;
   let w: number, h: number, sc: number;
   let grey: boolean;
@@ -164,11 +188,12 @@ class Collector {
     const c = o.concurrency ?? Math.max(8, 4 * os.availableParallelism());
     if (!Number.isInteger(c) || c < 1) throw new HVAEError('ERR_HVAE_OPTION', `concurrency must be a positive integer, got ${JSON.stringify(o.concurrency)}`);
     this.limiter = new Limiter(c);
-    if (o.size && !(Array.isArray(o.size) && o.size.length === 2 && o.size.every((v) => Number.isInteger(v) && v > 0))) {
-      throw new HVAEError('ERR_HVAE_OPTION', `size must be [height, width] of positive integers, got ${JSON.stringify(o.size)}`);
+    checkDecodeOptions(o);
+    if (o.label !== undefined && typeof o.label !== 'function' && !['auto', 'folder', 'none'].includes(o.label)) {
+      throw new HVAEError('ERR_HVAE_OPTION', `label must be 'auto', 'folder', 'none' or a function, got ${JSON.stringify(o.label)}`);
     }
-    if (o.channels !== undefined && o.channels !== 'auto' && o.channels !== 1 && o.channels !== 3) {
-      throw new HVAEError('ERR_HVAE_OPTION', `channels must be 1, 3 or 'auto', got ${JSON.stringify(o.channels)}`);
+    if (o.extensions !== undefined && !(Array.isArray(o.extensions) && o.extensions.every((e) => typeof e === 'string'))) {
+      throw new HVAEError('ERR_HVAE_OPTION', `extensions must be an array of strings such as ['.png'], got ${JSON.stringify(o.extensions)}`);
     }
   }
   /** Schedules the decoding of one image; waits while `concurrency` decodes are running (backpressure). */
@@ -302,10 +327,10 @@ async function walk(dir: string, rel: string, out: string[], exts: readonly stri
 export async function openImageFolder(dir: string, options: ImageCollectionOptions = {}): Promise<ImageDataset> {
   const st = await statChecked(dir);
   if (!st.isDirectory()) throw fileError('ERR_HVAE_IO', dir, 'is not a directory');
+  const c = new Collector(dir, options); // checks the options before the walk
   const files: string[] = [];
   await walk(dir, '', files, options.extensions ?? IMAGE_EXTENSIONS);
   files.sort(naturalCompare);
-  const c = new Collector(dir, options);
   for (const rel of files) {
     // Callback fs.readFile: markedly faster than fs.promises.readFile for many small files.
     await c.add(rel, () => new Promise<Buffer>((resolve, reject) => {
@@ -334,9 +359,9 @@ export async function openImageTar(file: string, options: ImageCollectionOptions
 /** Decodes every image of a zip archive (e.g. Omniglot's `images_background.zip`). Errors as {@link openImageTar}. */
 export async function openImageZip(file: string, options: ImageCollectionOptions = {}): Promise<ImageDataset> {
   const exts = options.extensions ?? IMAGE_EXTENSIONS;
+  const c = new Collector(file, options, ':');
   const zip = await ZipReader.open(file);
   try {
-    const c = new Collector(file, options, ':');
     for (const e of zip.entries) {
       if (e.isDirectory || !hasExt(e.name, exts) || path.posix.basename(e.name).startsWith('.') || e.name.startsWith('__MACOSX/')) continue;
       await c.add(e.name, () => zip.read(e));

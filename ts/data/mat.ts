@@ -108,7 +108,7 @@ async function walkMat(file: string, visit: (h: MatrixHeader, r: ChunkReader) =>
       const type = tagBuf.readUInt32LE(0);
       const nbytes = tagBuf.readUInt32LE(4);
       const end = pos + 8 + nbytes;
-      if (end > size) throw formatError(file, `truncated MAT file: a variable at byte ${pos} needs ${nbytes} bytes, the file ends at ${size}`);
+      if (end > size) throw formatError(file, `truncated MAT file: a variable of ${nbytes} bytes at byte ${pos} would end at byte ${end}, but the file has ${size} bytes`);
       if (type === miCOMPRESSED || type === miMATRIX) {
         const r = type === miCOMPRESSED ? rangeReader(file, pos + 8, nbytes, true) : rangeReader(file, pos, 8 + nbytes, false);
         try {
@@ -174,6 +174,7 @@ export async function openSvhnMat(file: string, options: OpenSvhnOptions = {}): 
         throw formatError(file, `variable X must be uint8 [h, w, c, n], got ${h.className} ${h.dims.join('x')}`);
       }
       const [H, W, C, N] = h.dims;
+      if (!h.dims.every((d) => Number.isSafeInteger(d) && d > 0)) throw formatError(file, `variable X must have positive dimensions, got ${h.dims.join('x')}`);
       const per = H * W * C;
       const total = product(h.dims);
       if (h.data.nbytes !== total) throw formatError(file, `variable X holds ${h.data.nbytes} bytes, its dimensions need ${total}`);

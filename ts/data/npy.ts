@@ -132,8 +132,11 @@ export async function readNpy(file: string): Promise<NpyArray> {
  */
 export type NpyLayout = 'auto' | 'NCHW' | 'NHWC';
 
-/** Image shape and stored layout of an image array. Throws `ERR_HVAE_FORMAT`. */
+/** Image shape and stored layout of an image array. Throws `ERR_HVAE_FORMAT`, or `ERR_HVAE_OPTION` for an unknown layout. */
 export function imageLayout(shape: readonly number[], descr: string, file: string, layout: NpyLayout = 'auto'): { shape: ImageShape; layout: 'CHW' | 'HWC' } {
+  if (layout !== 'auto' && layout !== 'NCHW' && layout !== 'NHWC') {
+    throw new HVAEError('ERR_HVAE_OPTION', `layout must be 'auto', 'NCHW' or 'NHWC', got ${JSON.stringify(layout)}`);
+  }
   const kind = descr.replace(/^[<>|=]/, '');
   if (kind !== 'u1') {
     throw formatError(file, `images must be uint8 (dtype u1), got '${descr}'; convert with e.g. numpy's x.astype(np.uint8) (values 0..255)`);

@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HVAEError } from '../errors.js';
+import { mkdirp } from '../safetensors.js';
 import { batches, Dataset, RecordFileDataset } from './stream.js';
 import { formatError, ioError, readFileChecked, resolveFrom, statChecked } from './util.js';
 
@@ -137,7 +138,7 @@ export async function writeRaw(dataset: Dataset, jsonFile: string, options: Writ
   const tmp = (f: string): string => path.join(dir, `.${f}.${process.pid}.tmp`);
   const opened: fs.promises.FileHandle[] = [];
   try {
-    await fs.promises.mkdir(dir, { recursive: true });
+    mkdirp(dir); // not fs.mkdir's recursive mode, which loops forever under /proc (see mkdirp)
     const img = await fs.promises.open(tmp(imagesName), 'w');
     opened.push(img);
     const lab = dataset.hasLabels ? await fs.promises.open(tmp(labelsName), 'w') : undefined;
@@ -164,8 +165,7 @@ export async function writeRaw(dataset: Dataset, jsonFile: string, options: Writ
     return desc;
   } catch (err) {
     for (const f of opened) await f.close().catch(() => undefined);
-    await fs.promises.rm(tmp(imagesName), { force: true });
-    await fs.promises.rm(tmp(labelsName), { force: true });
+    for (const f of [imagesName, labelsName, `${base}.json`]) await fs.promises.rm(tmp(f), { force: true }).catch(() => undefined);
     throw err instanceof HVAEError ? err : ioError(jsonFile, err, 'write');
   }
 }

@@ -347,6 +347,10 @@ export interface BatchOptions {
  * for await (const { images, labels } of batches(ds, { batchSize: 128, shuffle: true, seed: 1 })) model.trainStep(images);
  */
 export async function* batches(dataset: Dataset, options: BatchOptions = {}): AsyncGenerator<DataBatch, void, undefined> {
+  if (dataset === null || typeof dataset !== 'object' || typeof dataset.read !== 'function' || !Number.isSafeInteger(dataset.length) || dataset.length < 0) {
+    throw new HVAEError('ERR_HVAE_OPTION', `batches needs a Dataset (an object with length and read(indices)), got ${dataset === null ? 'null' : typeof dataset}`);
+  }
+  if (options === null || typeof options !== 'object') throw new HVAEError('ERR_HVAE_OPTION', 'batches: options must be an object');
   const batchSize = options.batchSize ?? 128;
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
     throw new HVAEError('ERR_HVAE_OPTION', `batchSize must be a positive integer, got ${JSON.stringify(options.batchSize)}`);
@@ -368,7 +372,13 @@ export async function* batches(dataset: Dataset, options: BatchOptions = {}): As
   };
   const pending: Promise<DataBatch>[] = [];
   const start = (b: number): Promise<DataBatch> => {
-    const p = dataset.read(indicesOf(b));
+    const want = indicesOf(b);
+    const p = Promise.resolve(dataset.read(want)).then((got) => {
+      // A dataset whose read() returns fewer or more images than asked would shift every later row.
+      const n = got?.images?.shape?.[0];
+      if (n !== want.length) throw new HVAEError('ERR_HVAE_DATA', `${dataset.name}: read() returned ${String(n)} images for ${want.length} indices`);
+      return got;
+    });
     p.catch(() => { /* observed when awaited; avoids unhandled rejections for abandoned read-ahead */ });
     return p;
   };
@@ -379,9 +389,9 @@ export async function* batches(dataset: Dataset, options: BatchOptions = {}): As
     }
   };
   while (true) {
+    if (next >= count && pending.length === 0) return; // everything was delivered: a later abort changes nothing
     aborted();
     while (next < count && pending.length < Math.max(1, readAhead)) pending.push(start(next++));
-    if (pending.length === 0) return;
     const batch = await pending.shift()!;
     while (next < count && pending.length < readAhead) pending.push(start(next++));
     yield batch;

@@ -102,7 +102,12 @@ export async function* readTar(file: string, options: ReadTarOptions = {}): Asyn
         return; // no end-of-archive marker, but ended on a record boundary: accept
       }
       if (hdr.length < 512) throw formatError(file, `truncated tar archive: it ends inside a header (after ${count} entries)`);
-      if (isZero(hdr)) return;
+      if (isZero(hdr)) {
+        // The end-of-archive block. For tar.gz, read the gzip stream to its end so that gunzip checks the trailer
+        // (CRC and length): a file cut inside the trailer must be refused, not accepted because the tar part is whole.
+        if (gz) while ((await r.read(1 << 20)).length > 0);
+        return;
+      }
       let sum = 0;
       for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : hdr[i];
       const stored = parseNumber(hdr, 148, 8, file, 'checksum');

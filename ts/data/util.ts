@@ -73,7 +73,10 @@ export function inflateRawChecked(buf: Uint8Array, file: string, what: string): 
 export function ioError(file: string, err: unknown, doing = 'read'): HVAEError {
   if (err instanceof HVAEError) return err;
   const e = err as NodeJS.ErrnoException;
-  if (e?.code === 'ENOENT') return fileError('ERR_HVAE_DATA', file, `file not found (cannot ${doing} it)`, err);
+  // A missing input is a data problem; a missing folder for an output is an I/O one.
+  if (e?.code === 'ENOENT') {
+    return doing === 'read' ? fileError('ERR_HVAE_DATA', file, 'file not found (cannot read it)', err) : fileError('ERR_HVAE_IO', file, `its folder does not exist (cannot ${doing} it)`, err);
+  }
   if (e?.code === 'EACCES' || e?.code === 'EPERM') return fileError('ERR_HVAE_IO', file, `permission denied (cannot ${doing} it)`, err);
   if (e?.code === 'EISDIR') return fileError('ERR_HVAE_IO', file, `is a directory, expected a file`, err);
   return fileError('ERR_HVAE_IO', file, `cannot ${doing} it: ${e?.message ?? String(err)}`, err);
