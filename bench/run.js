@@ -205,7 +205,15 @@ async function endToEnd(rows) {
 function machine() {
   let cpu = os.cpus()[0]?.model ?? 'unknown';
   const v = hv.versions;
-  const pyv = spawnSync(PY, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim();
+  const py = spawnSync(PY, ['-c', 'import torch, numpy; print(torch.__version__)'], { encoding: 'utf8' });
+  if (py.status !== 0) {
+    // Every row compares with the PyTorch reference: stop now with what to install, not at the first row.
+    const why = (py.stderr || String(py.error ?? '')).trim().split('\n').pop() || `exit status ${py.status}`;
+    console.error(`bench: the reference needs PyTorch and NumPy in ${PY} (${why}).\n` +
+      'Install Debian\'s: sudo apt-get install -y --no-install-recommends python3-torch, or point HVAE_PYTHON at an interpreter that has both.');
+    process.exit(2);
+  }
+  const pyv = py.stdout.trim();
   return { cpu, cores: os.cpus().length, memoryGB: Math.round(os.totalmem() / 2 ** 30), device, threads, libtorch: v.libtorch, flavour: v.flavour, cuda: v.cuda, pytorch: pyv, node: process.version, date: new Date().toISOString() };
 }
 
