@@ -166,6 +166,22 @@ describe('16 validation: bad options and inputs are refused with a typed error',
     okLen.writeBigUInt64LE(BigInt(okHeader.length));
     fs.writeFileSync(path.join(dir, 'ok.safetensors'), Buffer.concat([okLen, okHeader, Buffer.alloc(8)]));
     assert.deepEqual(readSafetensors(path.join(dir, 'ok.safetensors')).tensors.get('w')!.shape, [2]);
+    // Layouts the format forbids: tensors sharing bytes, bytes of no tensor (a gap, or appended after the last one),
+    // and metadata that is not strings.
+    const raw = (json: string, dataBytes: number) => {
+      const h = Buffer.from(json.padEnd(Math.ceil((json.length + 8) / 8) * 8 - 8, ' '));
+      const l = Buffer.alloc(8);
+      l.writeBigUInt64LE(BigInt(h.length));
+      const file = path.join(dir, 'layout.safetensors');
+      fs.writeFileSync(file, Buffer.concat([l, h, Buffer.alloc(dataBytes)]));
+      return () => readSafetensors(file);
+    };
+    const entry = (name: string, b: number, e: number) => `"${name}":{"dtype":"F32","shape":[${(e - b) / 4}],"data_offsets":[${b},${e}]}`;
+    assert.throws(raw(`{${entry('a', 0, 8)},${entry('b', 4, 12)}}`, 12), code('ERR_HVAE_FORMAT', /'b' overlaps the tensor before it/));
+    assert.throws(raw(`{${entry('a', 0, 8)},${entry('b', 12, 16)}}`, 16), code('ERR_HVAE_FORMAT', /bytes 8-12 of the data belong to no tensor/));
+    assert.throws(raw(`{${entry('a', 0, 8)}}`, 12), code('ERR_HVAE_FORMAT', /4 bytes after the last tensor/));
+    assert.throws(raw(`{"__metadata__":{"n":3},${entry('a', 0, 8)}}`, 8), code('ERR_HVAE_FORMAT', /__metadata__ 'n' is not a string/));
+    assert.equal(raw(`{${entry('b', 8, 16)},${entry('a', 0, 8)},"z":{"dtype":"F32","shape":[0],"data_offsets":[16,16]}}`, 16)().tensors.size, 3);
   });
 
   it('writers: refuse what would make an unreadable file, and fail (not hang) where mkdir cannot', async () => {

@@ -53,9 +53,11 @@ export function parseSafetensors(buf: Uint8Array, name = '<buffer>'): SafeTensor
   const dataLen = buf.byteLength - base;
   const tensors = new Map<string, SafeTensor>();
   let metadata: Record<string, string> = {};
+  const ranges: [number, number, string][] = [];
   for (const [key, value] of Object.entries(header)) {
     if (key === '__metadata__') {
       if (value !== null && (typeof value !== 'object' || Array.isArray(value))) throw fmt(name, '__metadata__ is not an object');
+      for (const [k, x] of Object.entries(value ?? {})) if (typeof x !== 'string') throw fmt(name, `__metadata__ '${k}' is not a string (the format maps strings to strings)`);
       metadata = (value ?? {}) as Record<string, string>;
       continue;
     }
@@ -89,7 +91,17 @@ export function parseSafetensors(buf: Uint8Array, name = '<buffer>'): SafeTensor
       case 'I32': data = new Int32Array(bytes, o, count); break;
     }
     tensors.set(key, { dtype, shape: v.shape.slice(), data });
+    ranges.push([b, e, key]);
   }
+  // As the format (and the reference implementation) requires: the tensors tile the data exactly, so no two share
+  // bytes and none lie outside every tensor (a damaged header or a file with bytes appended would otherwise load).
+  ranges.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  let end = 0;
+  for (const [b, e, key] of ranges) {
+    if (b !== end) throw fmt(name, b < end ? `tensor '${key}' overlaps the tensor before it (bytes ${b}-${end})` : `bytes ${end}-${b} of the data belong to no tensor`);
+    end = e;
+  }
+  if (end !== dataLen) throw fmt(name, `${dataLen - end} bytes after the last tensor belong to no tensor`);
   return { tensors, metadata };
 }
 
