@@ -308,6 +308,15 @@ describe('40.data.errors: options, outputs and archives (stop 25 review)', funct
     let n = 0;
     for await (const _ of batches(real, { batchSize: 2, signal: ac.signal })) if (++n === 2) ac.abort();
     assert.equal(n, 2);
+    await assert.rejects(drain(real, { signal: { aborted: false } }), isErr('ERR_HVAE_OPTION', 'AbortSignal'));
+    const f = path.join(tmpDir(), 'r.bin');
+    fs.writeFileSync(f, Buffer.alloc(16));
+    const rec = (o: object) => () => new RecordFileDataset({ name: 'rec', file: f, length: 4, shape: [1, 2, 2], dataOffset: 0, ...o });
+    assert.throws(rec({ length: -1 }), isErr('ERR_HVAE_OPTION', 'length must be an integer >= 0'));
+    assert.throws(rec({ length: 1.5 }), isErr('ERR_HVAE_OPTION', 'length'));
+    assert.throws(rec({ dataOffset: -100 }), isErr('ERR_HVAE_OPTION', 'dataOffset'));
+    assert.throws(rec({ concurrency: 0 }), isErr('ERR_HVAE_OPTION', 'concurrency must be an integer >= 1'));
+    assert.equal((await readAll(rec({})())).images.data.length, 16);
   });
 });
 

@@ -270,6 +270,9 @@ describe('70 CLI', function () {
     assert.equal(proto.status, 1);
     assert.match(proto.stderr, /\[ERR_HVAE_OPTION\] MNIST has no 'constructor' split/);
     assert.deepEqual(fs.readdirSync(dir), []);
+    const both = cli(['main', '--full', '--limit', '5', '--out', path.join(dir, 'm')]);
+    assert.equal(both.status, 1);
+    assert.match(both.stderr, /\[ERR_HVAE_OPTION\] --full and --limit exclude each other/);
     fs.writeFileSync(path.join(dir, 'taken'), 'x');
     const t0 = Date.now();
     const ev = cli(['evaluate', '--model', modelFile, '--full', '--quiet', '--out', path.join(dir, 'taken')]);
@@ -278,7 +281,14 @@ describe('70 CLI', function () {
     assert.ok(Date.now() - t0 < 60000, 'the folder was checked only after scoring every image');
   });
 
-  it('evaluate --id and --ood take paths as they are (no :test appended)', function () {
+  it('evaluate --id and --ood take paths as they are (no :test appended); score reads .npy.gz', async function () {
+    const { encodeNpy } = await import('../lib/data/npy.js');
+    const zlib = await import('node:zlib');
+    const npyGz = path.join(tmpDir(), 'x.npy.gz');
+    fs.writeFileSync(npyGz, zlib.gzipSync(encodeNpy([3, 28, 28], new Uint8Array(3 * 784).fill(7))));
+    const s = cli(['score', '--model', modelFile, '--input', npyGz, '--out', '-', '-q']);
+    assert.equal(s.status, 0, s.stderr);
+    assert.equal(s.stdout.trim().split('\n').length, 3);
     const out = path.join(tmpDir(), 'e');
     const r = cli(['evaluate', '--model', modelFile, '--id', pngDir, '--ood', 'MNIST', '--limit', '12', '--quiet', '--out', out]);
     assert.equal(r.status, 0, r.stderr);

@@ -126,7 +126,7 @@ export async function openSource(spec: string, options: { root?: string; default
   const lower = spec.toLowerCase();
   const decode = options.shape ? { channels: options.shape[0] as 1 | 3, size: [options.shape[1], options.shape[2]] as [number, number] } : {};
   if (stat.isDirectory() || /\.(tar|tar\.gz|tgz|zip)$/.test(lower)) return data.openImages(spec, { ...decode, name: path.basename(spec) } as never);
-  if (/\.npy$/.test(lower)) return data.openNpy(spec);
+  if (/\.npy(\.gz)?$/.test(lower)) return data.openNpy(spec);
   if (/\.npz$/.test(lower)) return data.openNpz(spec);
   if (/\.json$/.test(lower)) return data.openRaw(spec);
   if (/idx\d-ubyte(\.gz)?$/.test(lower) || /\.idx(\.gz)?$/.test(lower)) return data.openIdx(spec);
@@ -364,6 +364,7 @@ async function cmdEvaluate(flags: Flags, main = false): Promise<void> {
   const root = str(flags, 'root');
   const idName = str(flags, 'id', 'FashionMNIST')!;
   const oodNames = (str(flags, 'ood', 'MNIST,notMNIST')!).split(',').filter(Boolean);
+  if (flags.full && flags.limit !== undefined) throw new HVAEError('ERR_HVAE_OPTION', '--full and --limit exclude each other: --full evaluates every image');
   const limit = flags.full ? undefined : positiveInt(flags, 'limit', main ? 2000 : undefined);
   const out = str(flags, 'out', main ? 'report' : 'evaluation')!;
   // A dataset name without a split means its test split; a path is opened as it is.

@@ -152,7 +152,10 @@ export function imageLayout(shape: readonly number[], descr: string, file: strin
 /** Converts an integer array into labels. Throws `ERR_HVAE_FORMAT` for non-integer or non-1-D arrays. */
 export function npyLabels(a: NpyArray, file: string): Int32Array {
   const flat = a.shape.length === 1 || (a.shape.length === 2 && a.shape[1] === 1);
-  if (!flat) throw formatError(file, `labels must be a 1-D array, got shape (${a.shape.join(', ')})`);
+  if (!flat) {
+    const oneHot = a.shape.length === 2 ? '; one-hot labels? convert them with y.argmax(axis=1), or leave them out (npz: labels: false)' : '';
+    throw formatError(file, `labels must be a 1-D array, got shape (${a.shape.join(', ')})${oneHot}`);
+  }
   const out = new Int32Array(a.shape[0]);
   for (let i = 0; i < out.length; i++) {
     const v = a.data[i];

@@ -205,6 +205,18 @@ export class RecordFileDataset implements Dataset {
 
   constructor(options: RecordFileDatasetOptions) {
     const shape = checkShape(options.shape, options.name);
+    const count = (key: 'length' | 'concurrency' | 'dataOffset' | 'recordSize' | 'imageOffset', min: number): void => {
+      const v = options[key];
+      if (v !== undefined && !(Number.isSafeInteger(v) && v >= min)) {
+        throw new HVAEError('ERR_HVAE_OPTION', `${options.name}: ${key} must be an integer >= ${min}, got ${String(v)}`);
+      }
+    };
+    if (options.length === undefined) throw new HVAEError('ERR_HVAE_OPTION', `${options.name}: length is required`);
+    count('length', 0);
+    count('dataOffset', 0);
+    count('imageOffset', 0);
+    count('recordSize', 1);
+    count('concurrency', 1);
     const per = imageBytes(shape);
     this.o = {
       recordSize: per,
@@ -351,6 +363,7 @@ export async function* batches(dataset: Dataset, options: BatchOptions = {}): As
     throw new HVAEError('ERR_HVAE_OPTION', `batches needs a Dataset (an object with length and read(indices)), got ${dataset === null ? 'null' : typeof dataset}`);
   }
   if (options === null || typeof options !== 'object') throw new HVAEError('ERR_HVAE_OPTION', 'batches: options must be an object');
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new HVAEError('ERR_HVAE_OPTION', 'batches: signal must be an AbortSignal');
   const batchSize = options.batchSize ?? 128;
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
     throw new HVAEError('ERR_HVAE_OPTION', `batchSize must be a positive integer, got ${JSON.stringify(options.batchSize)}`);
