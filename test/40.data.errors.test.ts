@@ -309,6 +309,13 @@ describe('40.data.errors: options, outputs and archives (stop 25 review)', funct
     for await (const _ of batches(real, { batchSize: 2, signal: ac.signal })) if (++n === 2) ac.abort();
     assert.equal(n, 2);
     await assert.rejects(drain(real, { signal: { aborted: false } }), isErr('ERR_HVAE_OPTION', 'AbortSignal'));
+    // An abort during a slow read takes effect at once, not when the read ends.
+    const slow = { ...liar, name: 'slow', read: (i: ArrayLike<number>) => new Promise((r) => setTimeout(r, 3000)).then(() => real.read(i)) };
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 100);
+    const t0 = Date.now();
+    await assert.rejects(drain(slow, { batchSize: 4, signal: stop.signal }), isErr('ERR_HVAE_ABORTED', 'after 0 of 1 batches'));
+    assert.ok(Date.now() - t0 < 1500, `the abort waited ${Date.now() - t0} ms for the read`);
     const f = path.join(tmpDir(), 'r.bin');
     fs.writeFileSync(f, Buffer.alloc(16));
     const rec = (o: object) => () => new RecordFileDataset({ name: 'rec', file: f, length: 4, shape: [1, 2, 2], dataOffset: 0, ...o });

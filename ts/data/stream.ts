@@ -396,17 +396,26 @@ export async function* batches(dataset: Dataset, options: BatchOptions = {}): As
     return p;
   };
   let next = 0;
-  const aborted = (): void => {
-    if (options.signal?.aborted) {
-      throw new HVAEError('ERR_HVAE_ABORTED', `reading ${dataset.name} was aborted after ${next - pending.length} of ${count} batches`, { cause: options.signal.reason });
-    }
+  let delivered = 0;
+  const abortError = (): HVAEError => new HVAEError('ERR_HVAE_ABORTED', `reading ${dataset.name} was aborted after ${delivered} of ${count} batches`, { cause: options.signal?.reason });
+  // The next batch, or ERR_HVAE_ABORTED as soon as the signal fires: a slow read is not waited for.
+  const untilAborted = (p: Promise<DataBatch>): Promise<DataBatch> => {
+    const signal = options.signal;
+    if (!signal) return p;
+    if (signal.aborted) return Promise.reject(abortError());
+    return new Promise<DataBatch>((resolve, reject) => {
+      const onAbort = (): void => reject(abortError());
+      signal.addEventListener('abort', onAbort, { once: true });
+      p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
   };
   while (true) {
     if (next >= count && pending.length === 0) return; // everything was delivered: a later abort changes nothing
-    aborted();
+    if (options.signal?.aborted) throw abortError();
     while (next < count && pending.length < Math.max(1, readAhead)) pending.push(start(next++));
-    const batch = await pending.shift()!;
+    const batch = await untilAborted(pending.shift()!);
     while (next < count && pending.length < readAhead) pending.push(start(next++));
+    delivered++;
     yield batch;
   }
 }
