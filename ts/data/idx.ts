@@ -144,8 +144,9 @@ export interface OpenIdxOptions {
 /**
  * Opens an IDX image file (and optional label file) as a {@link Dataset}. Gzip files are decompressed once into
  * memory; uncompressed files are read lazily with positional reads (after checking that the file size matches the
- * header). Rejects with `ERR_HVAE_FORMAT` (bad magic, wrong type, truncated, counts disagree), `ERR_HVAE_DATA` (empty
- * or missing file) or `ERR_HVAE_IO`.
+ * header). Rejects with `ERR_HVAE_FORMAT` (an empty file, bad magic, wrong type, truncated, counts disagree),
+ * `ERR_HVAE_DATA` (a missing file, or a header of zero images), `ERR_HVAE_SHAPE` (zero height or width) or
+ * `ERR_HVAE_IO`.
  */
 export async function openIdx(imagesFile: string, options: OpenIdxOptions = {}): Promise<Dataset> {
   const name = options.name ?? imagesFile;
