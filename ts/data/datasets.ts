@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HVAEError } from '../errors.js';
-import { DATASET_NAMES, DatasetName, datasetSpec, DatasetSpec, SourceSpec, Split } from './registry.js';
+import { DATASET_NAMES, DatasetName, datasetSpec, DatasetSpec, SourceSpec, Split, splitSpec } from './registry.js';
 import { dataRoots, defaultDataDir, RootOptions } from './roots.js';
 import { Dataset, ImageShape } from './stream.js';
 import { VerifiedFile, verifyFile } from './verify.js';
@@ -45,13 +45,6 @@ async function exists(p: string, kind: 'file' | 'dir'): Promise<boolean> {
   }
 }
 
-function splitSpecOf(spec: DatasetSpec, split: Split) {
-  // Own names only: 'constructor' or 'toString' must not find Object.prototype's members.
-  const s = typeof split === 'string' && Object.hasOwn(spec.splits, split) ? spec.splits[split] : undefined;
-  if (!s) throw new HVAEError('ERR_HVAE_OPTION', `${spec.name} has no '${split}' split; it has: ${Object.keys(spec.splits).join(', ')}`);
-  return s;
-}
-
 /**
  * Finds a dataset split's files under the data roots without opening them. Rejects with `ERR_HVAE_DATA` listing every
  * folder looked at, what was missing there, and how to get the data; `ERR_HVAE_OPTION` for an unknown name or split.
@@ -59,7 +52,7 @@ function splitSpecOf(spec: DatasetSpec, split: Split) {
 export async function resolveDataset(name: string, options: RootOptions & { split?: Split } = {}): Promise<ResolvedDataset> {
   const spec = datasetSpec(name);
   const split = options.split ?? 'train';
-  const ss = splitSpecOf(spec, split);
+  const ss = splitSpec(spec, split);
   const { roots, from } = dataRoots(options);
   const looked: string[] = [];
   for (const root of roots) {

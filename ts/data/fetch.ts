@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HVAEError } from '../errors.js';
 import { mkdirp } from '../safetensors.js';
-import { datasetSpec, DatasetSpec, FileSpec, SourceSpec, Split } from './registry.js';
+import { datasetSpec, DatasetSpec, FileSpec, SourceSpec, Split, splitSpec } from './registry.js';
 import { dataRoots, defaultDataDir } from './roots.js';
 import { hasChecksum, verifyFile } from './verify.js';
 import { fmtBytes } from './util.js';
@@ -101,9 +101,7 @@ export interface PlannedDownload {
 
 function splitsOf(spec: DatasetSpec, split: FetchOptions['split']): Split[] {
   const want: Split[] = split === undefined ? (['train', 'test'] as Split[]).filter((s) => spec.splits[s]) : typeof split === 'string' ? [split] : [...split];
-  for (const s of want) {
-    if (typeof s !== 'string' || !Object.hasOwn(spec.splits, s) || !spec.splits[s]) throw new HVAEError('ERR_HVAE_OPTION', `${spec.name} has no '${s}' split; it has: ${Object.keys(spec.splits).join(', ')}`);
-  }
+  for (const s of want) splitSpec(spec, s);
   return want;
 }
 

@@ -359,3 +359,13 @@ export function datasetSpec(name: string): DatasetSpec {
   if (!found) throw new HVAEError('ERR_HVAE_OPTION', `unknown dataset '${name}'; known datasets: ${DATASET_NAMES.join(', ')}`);
   return DATASETS[found];
 }
+
+/**
+ * A dataset's split by name. Own names only, so 'constructor' or 'toString' do not find Object.prototype's members.
+ * Throws `ERR_HVAE_OPTION` listing the splits the dataset has.
+ */
+export function splitSpec(spec: DatasetSpec, split: unknown): SplitSpec {
+  const s = typeof split === 'string' && Object.hasOwn(spec.splits, split) ? spec.splits[split as Split] : undefined;
+  if (!s) throw new HVAEError('ERR_HVAE_OPTION', `${spec.name} has no '${String(split)}' split; it has: ${Object.keys(spec.splits).join(', ')}`);
+  return s;
+}
