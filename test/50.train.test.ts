@@ -136,8 +136,14 @@ describe('50 training', function () {
       await assert.rejects(c.fit(data, { ...opts, ...changed, checkpointDir: dir, resume: true }),
         (e: HVAEError) => e.code === 'ERR_HVAE_OPTION' && /differs from the checkpoint's/.test(e.message), JSON.stringify(changed));
     }
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
     await c.fit(data, { ...opts, checkpointDir: dir, resume: true, onProgress: (e) => part.push(e.loss) });
+    await new Promise((res) => setImmediate(res)); // warnings are emitted on the next tick
+    process.removeListener('warning', onWarning);
     c.dispose();
+    assert.deepEqual(warnings.filter((w) => /^HVAE_RESUME/.test((w as Error & { code?: string }).code ?? '')), [], 'the same options: no resume warning');
     assert.equal(part.length, 10);
     assert.deepEqual(part, full);
   });
@@ -310,22 +316,31 @@ describe('50 training', function () {
     assert.equal(note!.seed, 7 + 2);
   });
 
-  it('resume with another seed (a deliberate branch) warns and logs the change; the run goes on', async function () {
+  it('resume with another seed or schedule (a deliberate branch) warns and logs every change; the run goes on', async function () {
     this.timeout(600000);
     const { data, opts, dir } = await interruptedRun();
     const warnings: Error[] = [];
     const onWarning = (w: Error) => warnings.push(w);
     process.on('warning', onWarning);
     const c = HVAE.create({ ...SMALL, seed: 3 });
-    const r = await c.fit(data, { ...opts, seed: 8, checkpointDir: dir, resume: true });
+    const r = await c.fit(data, { ...opts, seed: 8, warmupEpochs: 1, freeNats: 0, checkpointDir: dir, resume: true });
     c.dispose();
     await new Promise((res) => setImmediate(res)); // warnings are emitted on the next tick
     process.removeListener('warning', onWarning);
     assert.equal(r.step, 5);
-    assert.ok(warnings.some((w) => (w as Error & { code?: string }).code === 'HVAE_RESUME_ORDER' && /seed 8 \(the checkpoint's: 7\)/.test(w.message)));
+    const code = (w: Error) => (w as Error & { code?: string }).code;
+    assert.ok(warnings.some((w) => code(w) === 'HVAE_RESUME_ORDER' && /seed 8 \(the checkpoint's: 7\)/.test(w.message)));
+    const objective = warnings.filter((w) => code(w) === 'HVAE_RESUME_OBJECTIVE');
+    assert.equal(objective.length, 1);
+    assert.match(objective[0].message, /warmupEpochs 1 \(the checkpoint's: 200\), freeNats 0 \(the checkpoint's: 2\) change what the run optimises/);
+    assert.doesNotMatch(objective[0].message, /seed|maxSteps/);
     const events = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     const note = events.find((e) => e.event === 'resumed');
-    assert.deepEqual(note?.changed, { seed: [7, 8] });
+    // Every difference is logged, also those that only change bookkeeping (the first run stopped by maxSteps 2).
+    assert.deepEqual(note?.changed, { warmupEpochs: [200, 1], freeNats: [2, 0], seed: [7, 8], maxSteps: [2, null] });
+    const epoch = events.find((e) => e.event === 'epoch' && e.epoch === 1);
+    assert.equal(epoch?.beta, 1, 'the new schedule applies from the resume on');
+    assert.equal(epoch?.freeNats, 0);
   });
 
   it('SIGINT ends the step and saves, also when a second SIGINT follows at once (as `timeout -s INT` sends)', async function () {

@@ -76,8 +76,10 @@ export interface FitOptions {
   /**
    * Continue from `checkpointDir/last.safetensors` (true) or from a given checkpoint file. Default false. The weights,
    * Adam moments, RNG state and progress come from the checkpoint; the validation split (`validation` count and
-   * `splitSeed`) must be the checkpoint's (`ERR_HVAE_OPTION` otherwise), and a different `seed` or `batchSize` is
-   * allowed with a warning (it changes the batch order from there on).
+   * `splitSeed`) must be the checkpoint's (`ERR_HVAE_OPTION` otherwise). A different `seed` or `batchSize` (the batch
+   * order) or a different schedule, `lr`, `betas`, `binarization`, `transform` or `precision` (what is optimised) is
+   * allowed with a warning (`HVAE_RESUME_ORDER`, `HVAE_RESUME_OBJECTIVE`); every option that differs from the
+   * checkpoint's is logged in the `resumed` event of `metrics.jsonl` as `changed: { name: [checkpoint's, now] }`.
    */
   resume?: boolean | string;
   /** Write sample and reconstruction grids every N epochs (0 = never). Default 10. */
@@ -322,7 +324,7 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
     const { HVAE: HVAEClass } = await import('./model.js');
     const meta = HVAEClass.readMetadata(resumeFile);
     if (!meta.trainState) throw new HVAEError('ERR_HVAE_FORMAT', `${resumeFile} has no training state to resume from`);
-    const changedOrder = checkResumeOptions(o, meta.fitOptions, resumeFile);
+    const changed = checkResumeOptions(o, meta.fitOptions, resumeFile);
     const loaded = HVAEClass.load(resumeFile, { device: model.device });
     try {
       model.setState(loaded.getState());
@@ -343,7 +345,7 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
       model.seed(o.seed + state.step);
       resumeNote = { rngReseeded: true, rngDevice: meta.rngDevice ?? 'cpu', device: deviceKind(model.device), seed: o.seed + state.step };
     }
-    if (changedOrder) resumeNote = { ...resumeNote, changed: changedOrder };
+    if (changed) resumeNote = { ...resumeNote, changed };
     loaded.dispose();
   } else if (options.resume && typeof options.resume === 'string') {
     throw new HVAEError('ERR_HVAE_IO', `resume: ${resumeFile} does not exist`);
@@ -612,13 +614,20 @@ export function staticBinarization(images: { data: Uint8Array; shape: [number, n
   return { data: out, shape: images.shape };
 }
 
+/** Options that change what the run optimises from here on (the schedules, Adam, the inputs, the arithmetic). */
+const OBJECTIVE_KEYS = ['lr', 'betas', 'warmupEpochs', 'freeNats', 'freeNatsConstantEpochs', 'freeNatsCooldownEpochs',
+  'freeNatsMode', 'binarization', 'transform', 'precision'] as const;
+
 /**
  * A resumed run must keep the validation split of the run it continues (`validationCount`, `splitSeed`): another
  * split would put images the model trained on into validation and bias checkpoint selection, so a change is refused.
  * A changed `seed` or `batchSize` only changes the order of the batches from here on (a deliberate branch, say, to
  * measure run-to-run noise); inside an epoch the batches already taken are then skipped by count from the new order.
- * It is allowed, warned about and returned, to be logged in the `resumed` event. Other options (epochs, precision, the
- * schedules) may change freely. Checkpoints without stored options pass.
+ * A changed schedule, Adam setting, binarization, transform or precision (`OBJECTIVE_KEYS`: a deliberate branch too,
+ * or a flag forgotten on the command line) changes what the run optimises from here on. Both are allowed and warned
+ * about (`HVAE_RESUME_ORDER`, `HVAE_RESUME_OBJECTIVE`). Every option that differs, these and the rest (epochs,
+ * validation cadence, ...), is returned as `{ name: [checkpoint's, now] }` for the `resumed` event of the metrics log.
+ * Checkpoints without stored options pass.
  */
 function checkResumeOptions(o: ResolvedFitOptions, stored: string | undefined, file: string): Record<string, [unknown, unknown]> | undefined {
   if (!stored) return undefined;
@@ -628,18 +637,19 @@ function checkResumeOptions(o: ResolvedFitOptions, stored: string | undefined, f
   } catch {
     return undefined;
   }
-  const differs = (k: keyof ResolvedFitOptions) => prev[k] !== undefined && prev[k] !== o[k];
+  const differs = (k: keyof ResolvedFitOptions) => prev[k] !== undefined && JSON.stringify(prev[k]) !== JSON.stringify(o[k]);
   const split = (['validationCount', 'splitSeed'] as const).filter(differs);
   if (split.length) {
     optionError(`resume from ${file}: ${split.map((k) => `${k} ${JSON.stringify(o[k])} differs from the checkpoint's ${JSON.stringify(prev[k])}`).join(', ')}; ` +
       'pass the values the run was started with (they fix the validation split), or start a new run');
   }
+  const list = (keys: readonly (keyof ResolvedFitOptions)[]) => keys.map((k) => `${k} ${JSON.stringify(o[k])} (the checkpoint's: ${JSON.stringify(prev[k])})`).join(', ');
   const order = (['seed', 'batchSize'] as const).filter(differs);
-  if (!order.length) return undefined;
-  const changed = Object.fromEntries(order.map((k) => [k, [prev[k], o[k]] as [unknown, unknown]]));
-  process.emitWarning(`resume from ${file}: ${order.map((k) => `${k} ${JSON.stringify(o[k])} (the checkpoint's: ${JSON.stringify(prev[k])})`).join(', ')} ` +
-    'changes the order of the training batches from here on', { code: 'HVAE_RESUME_ORDER' });
-  return changed;
+  if (order.length) process.emitWarning(`resume from ${file}: ${list(order)} ${order.length > 1 ? 'change' : 'changes'} the order of the training batches from here on`, { code: 'HVAE_RESUME_ORDER' });
+  const objective = OBJECTIVE_KEYS.filter(differs);
+  if (objective.length) process.emitWarning(`resume from ${file}: ${list(objective)} ${objective.length > 1 ? 'change' : 'changes'} what the run optimises from here on`, { code: 'HVAE_RESUME_OBJECTIVE' });
+  const changed = (Object.keys(o) as (keyof ResolvedFitOptions)[]).filter(differs);
+  return changed.length ? Object.fromEntries(changed.map((k) => [k, [prev[k], o[k]] as [unknown, unknown]])) : undefined;
 }
 
 /** The training loop as an EventEmitter: 'progress' (every step) and 'epoch' events, `run()` resolves with the result. */
