@@ -144,6 +144,14 @@ describe('50 training', function () {
     process.removeListener('warning', onWarning);
     c.dispose();
     assert.deepEqual(warnings.filter((w) => /^HVAE_RESUME/.test((w as Error & { code?: string }).code ?? '')), [], 'the same options: no resume warning');
+    // The resume is logged where it continues: epoch 2 (5 steps an epoch), two steps of it done, 7 steps in all.
+    const events = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const aborted = events.find((e) => e.event === 'aborted');
+    const resumed = events.find((e) => e.event === 'resumed');
+    assert.deepEqual({ ...resumed, time: undefined }, {
+      time: undefined, event: 'resumed', epoch: 2, stepInEpoch: 2, step: 7, from: path.join(dir, 'last.safetensors'), changed: { maxSteps: [7, null] },
+    });
+    assert.deepEqual([aborted?.epoch, aborted?.stepInEpoch, aborted?.step], [2, 2, 7], 'the same terms as the aborted event');
     assert.equal(part.length, 10);
     assert.deepEqual(part, full);
   });

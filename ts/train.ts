@@ -80,6 +80,8 @@ export interface FitOptions {
    * order) or a different schedule, `lr`, `betas`, `binarization`, `transform` or `precision` (what is optimised) is
    * allowed with a warning (`HVAE_RESUME_ORDER`, `HVAE_RESUME_OBJECTIVE`); every option that differs from the
    * checkpoint's is logged in the `resumed` event of `metrics.jsonl` as `changed: { name: [checkpoint's, now] }`.
+   * That event is written at every resume, with the epoch in progress, the steps of it already done, the global step
+   * and the file resumed from (`from`).
    */
   resume?: boolean | string;
   /** Write sample and reconstruction grids every N epochs (0 = never). Default 10. */
@@ -336,6 +338,9 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
     const src = loaded.nativeModel();
     native.setOptimizerState(src.getOptimizerState());
     Object.assign(state, JSON.parse(meta.trainState) as TrainState);
+    // Every resume is logged, where it continues in the same terms as the `aborted` event (the epoch in progress and
+    // the steps of it already done), so that the metrics log shows each session of a run that spans many.
+    resumeNote = { epoch: state.epoch + 1, stepInEpoch: state.stepInEpoch, step: state.step, from: resumeFile };
     if (loaded.rngStateRestored) {
       native.setRngState(src.getRngState());
     } else {
@@ -343,7 +348,7 @@ export async function fit(model: HVAE, train: Dataset, options: FitOptions = {},
       // is reseeded from the run's seed and step. Weights, Adam moments and the data order (seeded by epoch)
       // resume exactly; the binarisation and posterior draws from here on differ from an uninterrupted run.
       model.seed(o.seed + state.step);
-      resumeNote = { rngReseeded: true, rngDevice: meta.rngDevice ?? 'cpu', device: deviceKind(model.device), seed: o.seed + state.step };
+      resumeNote = { ...resumeNote, rngReseeded: true, rngDevice: meta.rngDevice ?? 'cpu', device: deviceKind(model.device), seed: o.seed + state.step };
     }
     if (changed) resumeNote = { ...resumeNote, changed };
     loaded.dispose();
