@@ -4,6 +4,7 @@
 // prints our numbers beside the published ones, at S = 1 and with importance sampling.
 //   node bench/paper/reproduce.js [--model models/fashionmnist.safetensors] [--limit N] [--is S] [--is-limit N]
 //                                 [--lower-latents mode|sample] [--threads N] [--out bench/paper/results.json]
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const hv = require('../..');
@@ -57,12 +58,15 @@ function table(report, tag) {
   const t0 = Date.now();
   const model = hv.HVAE.load(modelFile);
   const meta = hv.HVAE.readMetadata(modelFile);
+  const trainState = meta.trainState ? JSON.parse(meta.trainState) : null;
+  // Which file these numbers belong to: test/37 checks that the shipped model is the one evaluated here.
+  const modelSha256 = crypto.createHash('sha256').update(fs.readFileSync(modelFile)).digest('hex');
   const r1 = await evaluate(model, 1, limit);
   process.stderr.write('\n');
   const rS = await evaluate(model, S, isLimit);
   process.stderr.write('\n');
   const out = [
-    `Model: ${path.relative(ROOT, modelFile)} (${meta.trainState ? `epoch ${JSON.parse(meta.trainState).epoch}` : 'no training record'}); lower latents of L>k: ${lower}.`,
+    `Model: ${path.relative(ROOT, modelFile)} (${trainState ? `epoch ${trainState.epoch}` : 'no training record'}, sha256 ${modelSha256.slice(0, 12)}); lower latents of L>k: ${lower}.`,
     '',
     '| OOD set | score | samples | n (ID/OOD) | ours AUROC / AUPRC / FPR80 | paper AUROC / AUPRC / FPR80 |',
     '|---|---|---|---|---|---|',
@@ -79,6 +83,13 @@ function table(report, tag) {
     `(${((Date.now() - t0) / 60000).toFixed(1)} min)`);
   console.log(out.join('\n'));
   const file = opt('out');
-  if (file) fs.writeFileSync(file, `${JSON.stringify({ model: modelFile, lower, S, limit: limit ?? null, isLimit, s1: hv.reportJson(r1), sS: hv.reportJson(rS) }, null, 2)}\n`);
+  if (file) {
+    const record = {
+      model: path.relative(ROOT, modelFile), modelSha256, epoch: trainState?.epoch ?? null,
+      bestValidationElbo: trainState?.bestValidationElbo ?? null,
+      lower, S, limit: limit ?? null, isLimit, s1: hv.reportJson(r1), sS: hv.reportJson(rS),
+    };
+    fs.writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
+  }
   model.dispose();
 })().catch((e) => { console.error(e); process.exit(1); });
