@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parseSafetensors } from '../lib/safetensors.js';
 import { ROOT } from './setup.js';
 
 interface Row { ood: string; score: string; auroc: number; auprc: number; fpr80: number; nIn: number; nOut: number }
@@ -25,20 +26,6 @@ interface Results {
 const MODEL = path.join(ROOT, 'models', 'fashionmnist.safetensors');
 const results = (): Results => JSON.parse(fs.readFileSync(path.join(ROOT, 'bench', 'paper', 'results.json'), 'utf8')) as Results;
 const card = (): string => fs.readFileSync(path.join(ROOT, 'models', 'README.md'), 'utf8');
-
-/** The `__metadata__` of a safetensors file, read from its header. */
-function safetensorsMetadata(file: string): Record<string, string> {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const len = Buffer.alloc(8);
-    fs.readSync(fd, len, 0, 8, 0);
-    const header = Buffer.alloc(Number(len.readBigUInt64LE(0)));
-    fs.readSync(fd, header, 0, header.length, 8);
-    return (JSON.parse(header.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 const f3 = (v: number): string => v.toFixed(3);
 
@@ -83,9 +70,10 @@ describe('37 the model card quotes the evaluation of the model that ships', () =
   it('bench/paper/results.json evaluated the bundled models/fashionmnist.safetensors (by SHA-256 and epoch)', () => {
     const r = results();
     assert.equal(r.model, 'models/fashionmnist.safetensors');
-    const sha = crypto.createHash('sha256').update(fs.readFileSync(MODEL)).digest('hex');
+    const bytes = fs.readFileSync(MODEL);
+    const sha = crypto.createHash('sha256').update(bytes).digest('hex');
     assert.equal(r.modelSha256, sha, 'the bundled model changed since bench/paper/reproduce.js last ran: rerun it (models/README.md, "Evaluation")');
-    const state = JSON.parse(safetensorsMetadata(MODEL).trainState ?? 'null') as { epoch: number; bestValidationElbo: number } | null;
+    const state = JSON.parse(parseSafetensors(bytes, MODEL).metadata.trainState ?? 'null') as { epoch: number; bestValidationElbo: number } | null;
     assert.ok(state, 'the bundled model carries its training record');
     assert.equal(r.epoch, state.epoch);
     assert.equal(r.bestValidationElbo, state.bestValidationElbo);
