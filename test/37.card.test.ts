@@ -28,6 +28,12 @@ const results = (): Results => JSON.parse(fs.readFileSync(path.join(ROOT, 'bench
 const card = (): string => fs.readFileSync(path.join(ROOT, 'models', 'README.md'), 'utf8');
 
 const f3 = (v: number): string => v.toFixed(3);
+/** One row of a results block, by OOD set and score. */
+const rowOf = (rows: Row[], ood: string, score: string): Row => {
+  const row = rows.find((x) => x.ood === ood && x.score === score);
+  assert.ok(row, `results.json has no ${ood} ${score} row`);
+  return row;
+};
 
 /** The differences between the card's evaluation section and the results file (empty when they agree). */
 function evaluationMismatches(text: string, r: Results): string[] {
@@ -52,14 +58,13 @@ function evaluationMismatches(text: string, r: Results): string[] {
   }
   for (const key of want.keys()) if (!seen.has(key)) out.push(`${key}: missing from the card's table`);
   // The history table's row for this epoch: validation ELBO, MNIST L>0, LLR>1 (S=1, S=IS), LLR>2, notMNIST LLR>2.
-  const find = (rows: Row[], ood: string, score: string) => rows.find((x) => x.ood === ood && x.score === score)!;
   const hist = new RegExp(`^\\| ${r.epoch} \\| (-[\\d.]+) \\| ([\\d.]+) \\| ([\\d.]+) \\| ([\\d.]+) \\| ([\\d.]+) \\| ([\\d.]+) \\|$`, 'm').exec(section);
   if (!hist) out.push(`no history row for epoch ${r.epoch}`);
   else {
     const exp = [
-      r.bestValidationElbo!.toFixed(2), f3(find(r.s1.rows, 'MNIST test', 'L>0').auroc), f3(find(r.s1.rows, 'MNIST test', 'LLR>1').auroc),
-      f3(find(r.sS.rows, 'MNIST test', 'LLR>1').auroc), f3(find(r.s1.rows, 'MNIST test', 'LLR>2').auroc),
-      f3(find(r.s1.rows, 'notMNIST test', 'LLR>2').auroc),
+      r.bestValidationElbo!.toFixed(2), f3(rowOf(r.s1.rows, 'MNIST test', 'L>0').auroc), f3(rowOf(r.s1.rows, 'MNIST test', 'LLR>1').auroc),
+      f3(rowOf(r.sS.rows, 'MNIST test', 'LLR>1').auroc), f3(rowOf(r.s1.rows, 'MNIST test', 'LLR>2').auroc),
+      f3(rowOf(r.s1.rows, 'notMNIST test', 'LLR>2').auroc),
     ].join(' ');
     if (hist.slice(1).join(' ') !== exp) out.push(`history row ${r.epoch}: card ${hist.slice(1).join(' ')}, results.json ${exp}`);
   }
@@ -86,7 +91,7 @@ describe('37 the model card quotes the evaluation of the model that ships', () =
   it('the check bites: one changed digit, a dropped row or another epoch is reported', () => {
     const text = card();
     const r = results();
-    const row = r.s1.rows.find((x) => x.ood === 'MNIST test' && x.score === 'LLR>1')!;
+    const row = rowOf(r.s1.rows, 'MNIST test', 'LLR>1');
     const cell = `| MNIST test | LLR>1 | S=1 | ${row.nIn}/${row.nOut} | ${f3(row.auroc)} `;
     assert.ok(text.includes(cell));
     const changed = text.replace(cell, `| MNIST test | LLR>1 | S=1 | ${row.nIn}/${row.nOut} | ${f3(row.auroc + 0.001)} `);
@@ -101,12 +106,13 @@ describe('37 the model card quotes the evaluation of the model that ships', () =
     const text = card();
     const elbo = r.bestValidationElbo!.toFixed(2);
     assert.match(text, new RegExp(`\\*\\*Status:[^*]*epoch ${r.epoch} of the paper's 1,000\\*\\*[^(]*\\(${elbo.replace('.', '\\.')} nats`));
-    const mnist = (rows: Row[], score: string) => f3(rows.find((x) => x.ood === 'MNIST test' && x.score === score)!.auroc);
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     const para = readme.slice(readme.indexOf('## What the main job shows'), readme.indexOf('\n## ', readme.indexOf('## What the main job shows') + 1));
     assert.match(para, new RegExp(`\\(epoch ${r.epoch},`));
-    for (const [score, v] of [['L>0', mnist(r.s1.rows, 'L>0')], ['LLR>1', mnist(r.s1.rows, 'LLR>1')], ['LLR>2', mnist(r.s1.rows, 'LLR>2')]]) {
-      assert.ok(para.includes(v), `README main-job paragraph lacks MNIST ${score} ${v}`);
+    // Each score next to its name ("L>0 AUROC 0.283", "LLR>1 0.310"), not merely somewhere in the paragraph.
+    for (const [score, label] of [['L>0', 'L>0 AUROC'], ['LLR>1', 'LLR>1'], ['LLR>2', 'LLR>2']]) {
+      const v = f3(rowOf(r.s1.rows, 'MNIST test', score).auroc);
+      assert.match(para, new RegExp(`${label}\\s+${v.replace('.', '\\.')}\\b`), `README main-job paragraph lacks MNIST ${label} ${v}`);
     }
   });
 });
